@@ -1,0 +1,143 @@
+"""Tuner configuration: msgspec structs decoded from a dict, a JSON/TOML/YAML string or a file.
+
+Every check runs while decoding, so a bad config fails with one ``ConfigError`` naming the field path and the reason.
+Build configs with ``load_config`` (or the ``from_*`` helpers), never by calling the structs directly: constructors skip
+the ``Meta`` constraints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+
+class ConfigError(ValueError):
+    """A configuration was rejected; the message names the field path (``$.params[0].min``) and the reason."""
+
+
+class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]
+Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
+
+
+class Param(_Struct):
+    """One tunable parameter. ``init`` defaults to the centre of the range (the geometric centre on a log scale)."""
+
+    name: Name
+    min: float
+    max: float
+    scale: Literal["linear", "log"] = "linear"
+    init: float | None = None
+    integer: bool = False
+
+    def __post_init__(self):
+        for field in ("min", "max", "init"):
+            value = getattr(self, field)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"`{field}` of {self.name!r} must be finite, got {value}")
+        if not self.min < self.max:
+            raise ValueError(f"`min` ({self.min}) must be less than `max` ({self.max}) for {self.name!r}")
+        if self.scale == "log" and self.min <= 0:
+            raise ValueError(f"log scale needs `min` > 0, got {self.min} for {self.name!r}")
+        if self.init is not None and not self.min <= self.init <= self.max:
+            raise ValueError(f"`init` ({self.init}) is outside [{self.min}, {self.max}] for {self.name!r}")
+        if self.integer and math.ceil(self.min) > math.floor(self.max):
+            raise ValueError(f"integer parameter {self.name!r} has no integer in [{self.min}, {self.max}]")
+
+
+class Spsa(_Struct):
+    """SPSA options. Sizes are fractions of each parameter's range (the unit cube)."""
+
+    gains: Literal["decaying", "constant"] = "decaying"  # decaying converges; constant tracks a moving optimum
+    a: Annotated[float, Meta(gt=0.0)] | None = None  # step gain; None: set from the first gradient estimates
+    c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size
+    stability: Annotated[float, Meta(ge=0.0)] | None = None  # Spall's A; None: 10% of the updates the budget allows
+    alpha: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.602
+    gamma: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.101
+    initial_step: Fraction = 0.05  # automatic `a`: length of the first moves
+    max_step: Fraction = 0.2  # no coordinate moves further than this in one update
+    calibration: Annotated[int, Meta(ge=1, le=1000)] = 5  # updates used to set an automatic `a`
+    average: Annotated[int, Meta(ge=1, le=1000)] = 1  # gradient estimates averaged per update
+
+
+class Config(_Struct):
+    """A tuning problem: parameters in declaration order (the vector index), direction, seed and optional budget."""
+
+    params: Annotated[list[Param], Meta(min_length=1, max_length=100_000)]
+    direction: Literal["minimize", "maximize"] = "minimize"
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+    budget: Annotated[int, Meta(ge=1, le=2**62)] | None = None  # evaluations; None: unlimited
+    strategy: Literal["spsa"] = "spsa"
+    spsa: Spsa = msgspec.field(default_factory=Spsa)
+
+    def __post_init__(self):
+        seen = set()
+        for i, p in enumerate(self.params):
+            if p.name in seen:
+                raise ValueError(f"duplicate parameter name {p.name!r} at params[{i}]")
+            seen.add(p.name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+
+_DECODERS = {
+    "json": msgspec.json.decode,
+    "toml": msgspec.toml.decode,
+}
+
+
+def _decode(text: str | bytes, fmt: str, origin: str) -> Config:
+    try:
+        if fmt == "yaml":
+            try:
+                import yaml  # noqa: F401  (msgspec.yaml needs PyYAML)
+            except ImportError:
+                raise ConfigError(f"{origin}: YAML configs need PyYAML: pip install 'arqon[yaml]'") from None
+            return msgspec.yaml.decode(text, type=Config)
+        return _DECODERS[fmt](text, type=Config)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    except msgspec.DecodeError as e:
+        raise ConfigError(f"{origin}: not valid {fmt.upper()}: {e}") from None
+
+
+def load_config(source, format: str | None = None) -> Config:
+    """Decode a config from a ``Config``, a mapping, a path (format from its suffix), or a string in ``format``.
+
+    A string that starts with ``{`` is read as JSON; any other string is a path unless ``format`` is given."""
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, Mapping):
+        try:
+            return msgspec.convert(dict(source), Config)
+        except msgspec.ValidationError as e:
+            raise ConfigError(f"config: {e}") from None
+    if isinstance(source, bytes):
+        source = source.decode()
+    if isinstance(source, str) and (format is not None or source.lstrip().startswith("{")):
+        fmt = (format or "json").lower()
+        if fmt not in ("json", "toml", "yaml"):
+            raise ConfigError(f"unknown config format {format!r}: use json, toml or yaml")
+        return _decode(source, fmt, "config")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        fmt = {".json": "json", ".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
+        if fmt is None:
+            raise ConfigError(f"{path}: unknown config file type {path.suffix!r}: use .json, .toml, .yaml or .yml")
+        try:
+            text = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        return _decode(text, fmt, str(path))
+    raise ConfigError(f"config must be a mapping, a JSON/TOML/YAML string or a file path, got {type(source).__name__}")

@@ -1,0 +1,12 @@
+"""Kernel status codes as a Python flag enum (the values come from ``arqon.kernels``)."""
+
+import enum
+
+from arqon.kernels import _status
+
+
+class Status(enum.IntFlag):
+    OK = _status.OK
+    NONFINITE = _status.NONFINITE
+    NOT_ASKED = _status.NOT_ASKED
+    BUDGET_EXHAUSTED = _status.BUDGET_EXHAUSTED
