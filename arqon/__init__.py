@@ -1,13 +1,30 @@
 """arqon: machine-speed online tuning of live systems.
 
 ``Tuner`` proposes parameter values and learns from measured values; ``arqon.kernels`` holds the same logic as Numba
-kernels for use inside ``@njit`` loops.
+kernels for use inside ``@njit`` loops. The shell's names load on first use, so ``import arqon.kernels`` stays light
+(numpy and numba only).
 """
 
-from arqon.config import Config, ConfigError, Param, Spsa, load_config
-from arqon.status import Status
-from arqon.tuner import Best, BudgetExhausted, Tuner
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Best", "BudgetExhausted", "Config", "ConfigError", "Param", "Spsa", "Status", "Tuner", "load_config"]
+_EXPORTS = {
+    "Config": "arqon.config", "ConfigError": "arqon.config", "Param": "arqon.config", "Spsa": "arqon.config",
+    "load_config": "arqon.config", "Status": "arqon.status",
+    "Best": "arqon.tuner", "BudgetExhausted": "arqon.tuner", "Tuner": "arqon.tuner",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'arqon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -91,6 +91,11 @@ class Config(_Struct):
         return tuple(p.name for p in self.params)
 
 
+def _invalid(origin: str, error: msgspec.ValidationError) -> ConfigError:
+    msg = str(error)
+    return ConfigError(f"{origin}: {msg}" if " - at `" in msg else f"{origin}: {msg} - at `$`")
+
+
 _DECODERS = {
     "json": msgspec.json.decode,
     "toml": msgspec.toml.decode,
@@ -107,7 +112,7 @@ def _decode(text: str | bytes, fmt: str, origin: str) -> Config:
             return msgspec.yaml.decode(text, type=Config)
         return _DECODERS[fmt](text, type=Config)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{origin}: {e}") from None
+        raise _invalid(origin, e) from None
     except msgspec.DecodeError as e:
         raise ConfigError(f"{origin}: not valid {fmt.upper()}: {e}") from None
 
@@ -122,7 +127,7 @@ def load_config(source, format: str | None = None) -> Config:
         try:
             return msgspec.convert(dict(source), Config)
         except msgspec.ValidationError as e:
-            raise ConfigError(f"config: {e}") from None
+            raise _invalid("config", e) from None
     if isinstance(source, bytes):
         source = source.decode()
     if isinstance(source, str) and (format is not None or source.lstrip().startswith("{")):

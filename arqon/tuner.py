@@ -108,7 +108,7 @@ class Tuner:
         """Accept the measured value of the outstanding proposal. NaN/inf is rejected (``Status.NONFINITE``) and
         changes nothing; telling without an outstanding proposal returns ``Status.NOT_ASKED``."""
         try:
-            return Status(_TELL(self._hdr, self._mat, value))
+            return Status(_TELL(self._hdr, self._mat, value + 0.0))  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
 
@@ -116,7 +116,7 @@ class Tuner:
         """Tell ``value`` and return the next proposal, in one kernel call. A rejected value returns the same proposal
         again; once the budget is spent it returns the best params. ``last_status`` says which."""
         try:
-            self._step(value)
+            self._step(value + 0.0)  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
         return self._x

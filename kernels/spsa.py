@@ -61,11 +61,13 @@ def _ask(hdr, mat):
 
 @kernel(t.void(HEADER_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
-    """Add the pair's gradient estimate to mat[GRAD]; after `n_average` pairs move theta along their mean, calibrating
-    an automatic `a` on the way. Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
+    """Add the pair's gradient estimate (zero if it overflows) to mat[GRAD]; after `n_average` pairs move theta
+    along their mean, calibrating an automatic `a` on the way. Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
     h = hdr[0]
     d = mat.shape[1]
     scale = (h["y_plus"] - y_minus) / (2.0 * h["c_k"])
+    if not np.isfinite(scale):  # finite values so far apart that the estimate overflows: the pair teaches nothing
+        scale = 0.0
     for i in range(d):
         mat[GRAD, i] += scale * mat[DELTA, i]  # 1/delta_i == delta_i for Rademacher signs
     h["i_average"] += 1
@@ -78,7 +80,7 @@ def _spsa_accumulate(hdr, mat, y_minus):
         for i in range(d):
             size += abs(mat[GRAD, i])
         size *= inv_n / d
-        if size > 0.0:
+        if 0.0 < size < np.inf:
             h["calibrate_sum"] += size
             h["i_calibrate"] += 1
             decay = 1.0 if h["constant_gains"] != 0 else (h["stability"] + 1.0) ** h["alpha"]

@@ -1,0 +1,163 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arqon
+from arqon.kernels import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK, ask, step, tell
+from tests.conftest import space, sphere
+from tests.reference import ReferenceSpsa
+
+CASES = {
+    "decaying": space(4, seed=1),
+    "constant": space(3, seed=2, spsa={"gains": "constant", "c": 0.1}),
+    "log-mixed": {"params": [{"name": "lr", "min": 1e-5, "max": 1.0, "scale": "log"},
+                             {"name": "w", "min": -2, "max": 3, "init": 2.5}], "seed": 3},
+    "averaged": space(5, seed=4, spsa={"average": 3}),
+    "fixed-a": space(2, seed=5, spsa={"a": 0.002}),
+    "maximize": space(3, seed=6, direction="maximize"),
+    "budget": space(6, seed=8, budget=301),
+}
+
+
+def objective(x, direction):
+    f = sphere(x, 0.7) + 0.3 * math.sin(3 * float(x[0]))
+    return -f if direction == "maximize" else f
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_reference_over_pairs(name):
+    cfg = arqon.load_config(CASES[name])
+    tuner, ref = arqon.Tuner(cfg), ReferenceSpsa(cfg)
+    for _ in range(150):
+        plus_ref, minus_ref = ref.pair()
+        plus = tuner.ask().copy()
+        np.testing.assert_allclose(plus, plus_ref, rtol=1e-9, atol=1e-12)
+        y_plus = objective(plus, cfg.direction)
+        assert tuner.tell(y_plus) == OK
+        minus = tuner.ask().copy()
+        np.testing.assert_allclose(minus, minus_ref, rtol=1e-9, atol=1e-12)
+        y_minus = objective(minus, cfg.direction)
+        assert tuner.tell(y_minus) == OK
+        ref.update(y_plus, y_minus)
+        np.testing.assert_allclose(list(tuner.recommend().values()), ref.recommend(), rtol=1e-9, atol=1e-12)
+
+
+def test_budget_is_respected_exactly():
+    t = arqon.Tuner(space(3, seed=1, budget=7))
+    n = 0
+    while not t.done:
+        t.tell(sphere(t.ask()))
+        n += 1
+    assert n == 7 and t.n_evaluations == 7
+    with pytest.raises(arqon.BudgetExhausted):
+        t.ask()
+    assert t.tell(1.0) == NOT_ASKED
+    x = t.step(1.0)  # nothing to tell, nothing new to ask: the best params come back
+    assert t.last_status == NOT_ASKED | BUDGET_EXHAUSTED
+    np.testing.assert_array_equal(x, list(t.best.params.values()))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_value_is_rejected_and_changes_nothing(tuner16, bad):
+    hdr, mat = tuner16.state.hdr.copy(), tuner16.state.mat.copy()
+    assert tuner16.tell(bad) == NONFINITE
+    assert tuner16.state.hdr.tobytes() == hdr.tobytes()
+    np.testing.assert_array_equal(tuner16.state.mat, mat)
+    x = tuner16.step(bad)
+    assert tuner16.last_status == NONFINITE
+    np.testing.assert_array_equal(x, mat[0])  # the same proposal again
+    hdr["status"] = NONFINITE
+    assert tuner16.state.hdr.tobytes() == hdr.tobytes()
+
+
+def test_ask_twice_repeats_the_proposal_and_draws_nothing(tuner16):
+    first = tuner16.ask().copy()
+    rng = tuner16.state.hdr["rng"].copy()
+    np.testing.assert_array_equal(tuner16.ask(), first)
+    np.testing.assert_array_equal(tuner16.state.hdr["rng"], rng)
+
+
+def test_tell_without_ask_changes_nothing():
+    t = arqon.Tuner(space(2))
+    hdr = t.state.hdr.tobytes()
+    assert t.tell(1.0) == NOT_ASKED
+    assert t.state.hdr.tobytes() == hdr
+
+
+def test_constant_gains_track_a_moving_optimum():
+    t = arqon.Tuner(space(2, seed=3, spsa={"gains": "constant", "c": 0.02, "initial_step": 0.02}))
+    x = t.ask()
+    errors = []
+    for i in range(6000):
+        centre = 2.0 * math.sin(2 * math.pi * i / 6000)
+        x = t.step(sphere(x, centre))
+        if i % 500 == 499:
+            errors.append(np.abs(np.array(list(t.recommend().values())) - centre).max())
+    assert max(errors[2:]) < 0.3  # stays within 3% of the range while the optimum sweeps 40% of it
+
+
+params = st.tuples(
+    st.floats(-1e6, 1e6), st.floats(1e-3, 1e6), st.sampled_from(["linear", "log"]), st.booleans()
+).map(lambda p: {"min": abs(p[0]) + 1e-3 if p[2] == "log" else p[0],
+                 "width": p[1], "scale": p[2], "integer": p[3]})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(params, min_size=1, max_size=6), st.integers(0, 2**63 - 1),
+       st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=1, max_size=60))
+def test_proposals_stay_in_bounds_and_integers_are_whole(ps, seed, values):
+    cfg = {"params": [], "seed": seed, "spsa": {"c": 0.3, "initial_step": 0.5, "max_step": 1.0}}
+    for i, p in enumerate(ps):
+        lo = p["min"]
+        hi = lo + p["width"]
+        if p["integer"] and math.ceil(lo) > math.floor(hi):
+            hi = math.floor(lo) + 1
+        cfg["params"].append({"name": f"p{i}", "min": lo, "max": hi, "scale": p["scale"], "integer": p["integer"]})
+    t = arqon.Tuner(cfg)
+    lo = np.array([math.ceil(p["min"]) if p["integer"] else p["min"] for p in cfg["params"]])
+    hi = np.array([math.floor(p["max"]) if p["integer"] else p["max"] for p in cfg["params"]])
+    is_int = np.array([p["integer"] for p in cfg["params"]])
+    x = t.ask()
+    for v in values:
+        assert np.all(x >= lo) and np.all(x <= hi)
+        assert np.all(x[is_int] == np.floor(x[is_int]))
+        x = t.step(v)
+
+
+def test_njit_api_matches_python_api():
+    import numba
+
+    @numba.njit
+    def run(state, n, out):
+        ask(state)
+        for i in range(n):
+            x = state.x
+            out[i, :] = x
+            y = 0.0
+            for j in range(x.shape[0]):
+                y += (x[j] - 1.0) ** 2
+            if i == n - 1:
+                tell(state, y)
+            elif i % 2 == 0:
+                step(state, y)
+            else:
+                tell(state, y)
+                ask(state)
+
+    cfg = space(5, seed=11)
+    a, b = arqon.Tuner(cfg), arqon.Tuner(cfg)
+    out = np.zeros((400, 5))
+    run(a.state, 400, out)
+    x = b.ask()
+    for i in range(400):
+        np.testing.assert_array_equal(x, out[i])
+        if i < 399:
+            x = b.step(sphere(x, 1.0))
+    b.tell(sphere(x, 1.0))
+    a_hdr, b_hdr = a.state.hdr.copy(), b.state.hdr.copy()
+    a_hdr["status"] = b_hdr["status"] = 0
+    assert a_hdr.tobytes() == b_hdr.tobytes()
+    np.testing.assert_array_equal(a.state.mat, b.state.mat)

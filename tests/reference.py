@@ -1,0 +1,115 @@
+"""Plain-Python/NumPy reference versions of the kernels, written from the published algorithms."""
+
+import math
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """Return (new_state, output) for a splitmix64 state (Steele, Lea and Flood, 2014)."""
+    state = (state + 0x9E3779B97F4A7C15) & M64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return state, z ^ (z >> 31)
+
+
+class Xoshiro256ss:
+    """xoshiro256** with Python integers (Blackman and Vigna)."""
+
+    def __init__(self, s):
+        self.s = [int(v) & M64 for v in s]
+
+    @classmethod
+    def from_seed(cls, seed):
+        state, words = seed, []
+        for _ in range(4):
+            state, out = splitmix64(state)
+            words.append(out)
+        return cls(words)
+
+    def next(self):
+        s = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64  # noqa: E731
+        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def signs(self, n):
+        out = []
+        while len(out) < n:
+            bits = self.next()
+            out.extend(1.0 if (bits >> j) & 1 else -1.0 for j in range(min(64, n - len(out))))
+        return np.array(out)
+
+
+class ReferenceSpsa:
+    """SPSA as in Spall (1998), on the unit cube, with the same config semantics as ``arqon.Tuner``."""
+
+    def __init__(self, config):
+        p = config.params
+        s = config.spsa
+        self.log = np.array([q.scale == "log" for q in p])
+        self.integer = np.array([q.integer for q in p])
+        self.lo = np.array([math.log(q.min) if q.scale == "log" else q.min for q in p])
+        self.hi = np.array([math.log(q.max) if q.scale == "log" else q.max for q in p])
+        self.vmin = np.array([math.ceil(q.min) if q.integer else q.min for q in p])
+        self.vmax = np.array([math.floor(q.max) if q.integer else q.max for q in p])
+        init = [0.5 if q.init is None else ((math.log(q.init) if q.scale == "log" else q.init) - lo) / (hi - lo)
+                for q, lo, hi in zip(p, self.lo, self.hi)]
+        self.theta = np.array(init)
+        self.rng = Xoshiro256ss.from_seed(config.seed)
+        self.sense = 1.0 if config.direction == "minimize" else -1.0
+        self.constant = s.gains == "constant"
+        self.a, self.c, self.alpha, self.gamma = s.a or 0.0, s.c, s.alpha, s.gamma
+        self.auto = s.a is None
+        self.n_cal, self.cal = (s.calibration if self.auto else 0), []
+        self.A = s.stability if s.stability is not None else (
+            0.1 * config.budget / (2 * s.average) if config.budget else 10.0)
+        self.initial_step, self.max_step, self.n_avg = s.initial_step, s.max_step, s.average
+        self.budget = config.budget or 0
+        self.k = 0
+        self.told = 0
+        self.grads = []
+
+    def user(self, u):
+        v = self.lo + u * (self.hi - self.lo)
+        v = np.where(self.log, np.exp(v), v)
+        v = np.where(self.integer, np.floor(v + 0.5), v)
+        return np.clip(v, self.vmin, self.vmax)
+
+    def pair(self):
+        """The two proposals of the next pair (draws its perturbation)."""
+        self.delta = self.rng.signs(len(self.theta))
+        self.ck = self.c if self.constant else self.c / (self.k + 1.0) ** self.gamma
+        plus = self.user(np.clip(self.theta + self.ck * self.delta, 0, 1))
+        minus = self.user(np.clip(self.theta - self.ck * self.delta, 0, 1))
+        return plus, minus
+
+    def update(self, y_plus, y_minus):
+        y_plus, y_minus = self.sense * y_plus, self.sense * y_minus
+        scale = (y_plus - y_minus) / (2 * self.ck)
+        self.grads.append((scale if np.isfinite(scale) else 0.0) * self.delta)
+        if len(self.grads) < self.n_avg:
+            return
+        g = np.sum(self.grads, axis=0) / self.n_avg
+        self.grads = []
+        size = np.mean(np.abs(g))
+        if len(self.cal) < self.n_cal and size > 0:
+            self.cal.append(size)
+            decay = 1.0 if self.constant else (self.A + 1.0) ** self.alpha
+            self.a = self.initial_step * decay / np.mean(self.cal)
+        a_k = self.a if self.constant else self.a / (self.k + 1.0 + self.A) ** self.alpha
+        self.theta = np.clip(self.theta - np.clip(a_k * g, -self.max_step, self.max_step), 0, 1)
+        self.k += 1
+
+    def recommend(self):
+        return self.user(self.theta)

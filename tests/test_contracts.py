@@ -1,0 +1,133 @@
+"""Contracts of the hot path: no allocation, determinism in fresh processes, cache use, a light kernel import."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numba
+import numpy as np
+import pytest
+
+import arqon
+from arqon.kernels import ask, step
+from tests.conftest import space, sphere
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@numba.njit
+def _loop(state, n):
+    ask(state)
+    for _ in range(n):
+        x = state.x
+        y = 0.0
+        for j in range(x.shape[0]):
+            y += (x[j] - 0.3) ** 2
+        step(state, y)
+
+
+def _run_in_fresh_process(code, env=None):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, **(env or {})}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_njit_step_allocates_nothing():
+    code = """
+        import numba
+        from numba.core.runtime import rtsys
+        import arqon
+        from tests.test_contracts import _loop
+        from tests.conftest import space
+        t = arqon.Tuner(space(16, seed=1))
+        _loop(t.state, 10)  # compile
+        def allocs(n):
+            before = rtsys.get_allocation_stats()
+            _loop(t.state, n)
+            after = rtsys.get_allocation_stats()
+            return after.alloc - before.alloc, after.free - before.free
+        boundary = allocs(0)  # one meminfo per array crossing the Python boundary
+        print(allocs(100_000)[0] - boundary[0], allocs(100_000)[1] - boundary[1])
+    """
+    allocated, freed = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    assert allocated == 0 and freed == 0
+
+
+def test_python_step_does_not_grow_memory():
+    t = arqon.Tuner(space(16, seed=1))
+    x = t.ask()
+    for _ in range(1000):
+        x = t.step(1.0 + x[0])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(100_000):
+            x = t.step(1.0 + x[0])
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    harness = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    diff = after.filter_traces(harness).compare_to(before.filter_traces(harness), "traceback")
+    assert sum(s.size_diff for s in diff if s.size_diff > 0) == 0, diff[:3]
+
+
+_SEQUENCE = """
+    import json, numpy as np, arqon
+    t = arqon.Tuner({"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(6)]
+                     + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}], "seed": 1234})
+    x, out = t.ask(), []
+    for i in range(300):
+        out.append(x.tolist())
+        x = t.step(float(np.sum((x[:6] - 1.0) ** 2) + np.log(x[6]) ** 2))
+    print(json.dumps(out))
+"""
+
+
+def test_same_seed_same_proposals_in_fresh_processes_and_inside_njit():
+    first = json.loads(_run_in_fresh_process(_SEQUENCE))
+    second = json.loads(_run_in_fresh_process(_SEQUENCE, {"ARQON_JIT_CACHE": "0"}))
+    assert first == second  # bit-identical, with and without the on-disk cache
+    assert len({tuple(v) for v in first}) > 250  # and it is really exploring
+
+
+def test_golden_values():
+    """Seeded runs must keep producing these exact numbers: a change here changes every user's decisions."""
+    t = arqon.Tuner(space(3, seed=42))
+    x = t.ask()
+    for _ in range(100):
+        x = t.step(sphere(x, 1.0))
+    assert x.tolist() == GOLDEN_X
+    assert t.state.hdr["rng"][0].tolist() == GOLDEN_RNG
+
+
+GOLDEN_X = [1.3361119555117806, 1.336088723631761, 0.6638971204814865]
+GOLDEN_RNG = [12076384475130097176, 369311121492955621, 141620021633738520, 7052854690756931278]
+
+
+def test_kernels_import_without_the_shell():
+    code = """
+        import sys
+        import arqon.kernels
+        print(",".join(sorted(m for m in ("msgspec", "attrs", "arqon.config", "arqon.tuner") if m in sys.modules)))
+    """
+    assert _run_in_fresh_process(code).strip() == ""
+
+
+def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
+    code = """
+        import time
+        t0 = time.perf_counter()
+        import arqon
+        from tests.conftest import space
+        t = arqon.Tuner(space(4)); x = t.ask(); t.step(1.0); t.recommend()
+        from arqon.kernels.spsa import spsa_step
+        print(sum(spsa_step.stats.cache_hits.values()), sum(spsa_step.stats.cache_misses.values()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    _run_in_fresh_process(code, env)  # fills the cache (or hits an editable install's __pycache__)
+    hits, misses = map(int, _run_in_fresh_process(code, env).split())
+    assert hits == 1 and misses == 0
