@@ -10,3 +10,4 @@ class Status(enum.IntFlag):
     NONFINITE = _status.NONFINITE
     NOT_ASKED = _status.NOT_ASKED
     BUDGET_EXHAUSTED = _status.BUDGET_EXHAUSTED
+    BAD_STATE = _status.BAD_STATE

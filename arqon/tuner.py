@@ -2,40 +2,38 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import NamedTuple
-
+import attrs
 import numpy as np
 
 from arqon.config import Config, load_config
-from arqon.kernels import empty_state, rng_seed
+from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
-from arqon.kernels import _jit
-from arqon.kernels.spsa import spsa_ask, spsa_recommend, spsa_step, spsa_step_at, spsa_tell
-from arqon.kernels.state import BEST, CENTER, IS_INT, LOG_INDEX, LOW, MAX, MIN, SPAN, THETA, TunerState
+from arqon.kernels.state import BEST, CENTER, IS_INT, LOG_INDEX, LOW, MAX, MIN, SPAN, THETA, X
 from arqon.status import Status
 
-_ASK = entry_point(spsa_ask)
-_TELL = entry_point(spsa_tell)
-_STEP = entry_point(spsa_step)
-_STEP_AT = entry_point(spsa_step_at)
+_ASK = entry_point(api.ask)
+_TELL = entry_point(api.tell)
+_STEP_AT = entry_point(api.step_at)
 
 
 class BudgetExhausted(RuntimeError):
     """``ask`` was called after the evaluation budget was spent."""
 
 
-class Best(NamedTuple):
+@attrs.frozen
+class Best:
+    """A measured value and the params it was measured at (user units, declaration order)."""
+
     params: dict
     value: float
 
 
-def build_state(config: Config) -> TunerState:
-    """Allocate and fill the state arrays for ``config``: bounds rows, initial theta, gains and the seeded RNG."""
+def build_state(config: Config) -> np.ndarray:
+    """Allocate and fill a tuner state for ``config``: bounds rows, initial theta, gains and the seeded RNG."""
     d = len(config.params)
-    state = empty_state(d)
-    mat = state.mat
+    state = new_state(d)
+    mat = matrix(state)
     n_log = 0
     for i, p in enumerate(config.params):
         log = p.scale == "log"
@@ -52,8 +50,7 @@ def build_state(config: Config) -> TunerState:
             mat[THETA, i] = ((math.log(p.init) if log else p.init) - lo) / (hi - lo)
 
     s = config.spsa
-    h = state.hdr[0]
-    h["d"] = d
+    h = state[0]
     h["n_log"] = n_log
     h["budget"] = config.budget or 0
     h["sense"] = 1.0 if config.direction == "minimize" else -1.0
@@ -69,7 +66,7 @@ def build_state(config: Config) -> TunerState:
     h["alpha"], h["gamma"] = s.alpha, s.gamma
     h["initial_step"], h["max_step"] = s.initial_step, s.max_step
     h["seed"] = config.seed
-    rng_seed(state.hdr[0]["rng"], np.uint64(config.seed))
+    rng_seed(h["rng"], np.uint64(config.seed))
     return state
 
 
@@ -77,30 +74,28 @@ class Tuner:
     """Ask/tell tuner over a config's parameters.
 
     ``ask()`` returns the proposal as a read-only-by-convention view of ``state.x`` (user units, declaration order);
-    ``tell(value)`` accepts its measured value; ``step(value)`` does both in one kernel call. ``state`` can be passed to
-    ``arqon.kernels.ask/tell/step`` inside the user's own ``@njit`` code.
+    ``tell(value)`` accepts its measured value; ``step(value)`` does both in one kernel call. ``state`` (one array) can
+    be passed to ``arqon.kernels.ask/tell/step`` inside the user's own ``@njit`` code.
     """
 
-    __slots__ = ("config", "_state", "names", "_hdr", "_mat", "_x", "_step")
+    __slots__ = ("config", "_state", "names", "_mat", "_x", "_address")
 
     def __init__(self, config):
         self.config = load_config(config)
         self._state = build_state(self.config)
         self.names = self.config.names
-        self._hdr, self._mat, self._x = self._state
-        if _jit.config.DISABLE_JIT:
-            self._step = functools.partial(_STEP, self._hdr, self._mat)
-        else:  # by address: a third of the cost of passing the arrays; self keeps them alive
-            self._step = functools.partial(_STEP_AT, self._hdr.ctypes.data, self._mat.ctypes.data, self._mat.shape[1])
+        self._mat = matrix(self._state)
+        self._x = self._mat[X]
+        self._address = self._state.ctypes.data  # step() passes this rather than the array: cheaper; self holds it
 
     @property
-    def state(self) -> TunerState:
-        """The state arrays, to pass to ``arqon.kernels.ask/tell/step`` inside ``@njit`` code (changes show here)."""
+    def state(self) -> np.ndarray:
+        """The state (one array), to pass to ``arqon.kernels`` inside ``@njit`` code; it is this tuner's own memory."""
         return self._state
 
     def ask(self) -> np.ndarray:
         """The next proposal (the same one until it is told). Raises ``BudgetExhausted`` once the budget is spent."""
-        if _ASK(self._hdr, self._mat) & Status.BUDGET_EXHAUSTED:
+        if _ASK(self._state) & Status.BUDGET_EXHAUSTED:
             raise BudgetExhausted(f"budget of {self.config.budget} evaluations is spent; see `best`")
         return self._x
 
@@ -108,7 +103,7 @@ class Tuner:
         """Accept the measured value of the outstanding proposal. NaN/inf is rejected (``Status.NONFINITE``) and
         changes nothing; telling without an outstanding proposal returns ``Status.NOT_ASKED``."""
         try:
-            return Status(_TELL(self._hdr, self._mat, value + 0.0))  # + 0.0: Numba would parse a str
+            return Status(_TELL(self._state, value + 0.0))  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
 
@@ -116,7 +111,7 @@ class Tuner:
         """Tell ``value`` and return the next proposal, in one kernel call. A rejected value returns the same proposal
         again; once the budget is spent it returns the best params. ``last_status`` says which."""
         try:
-            self._step(value + 0.0)  # + 0.0: Numba would parse a str
+            _STEP_AT(self._address, value + 0.0)  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
         return self._x
@@ -124,21 +119,21 @@ class Tuner:
     @property
     def last_status(self) -> Status:
         """Status flags of the last ``step``."""
-        return Status(int(self._hdr[0]["status"]))
+        return Status(int(self._state[0]["status"]))
 
     @property
     def done(self) -> bool:
-        h = self._hdr[0]
+        h = self._state[0]
         return bool(h["budget"] > 0 and h["n_told"] >= h["budget"])
 
     @property
     def n_evaluations(self) -> int:
-        return int(self._hdr[0]["n_told"])
+        return int(self._state[0]["n_told"])
 
     @property
     def best(self) -> Best | None:
         """The best measured value so far and the params it was measured at; None before the first value."""
-        h = self._hdr[0]
+        h = self._state[0]
         if not h["has_best"]:
             return None
         return Best(self._as_dict(self._mat[BEST]), float(h["best_value"]))
@@ -146,7 +141,7 @@ class Tuner:
     def recommend(self) -> dict:
         """The current estimate of the optimum (SPSA's theta) in user units. Unlike ``best`` it is not a measured point:
         under noise or drift it is the better guess."""
-        spsa_recommend(self._hdr, self._mat)
+        api.recommend(self._state)
         return self._as_dict(self._mat[CENTER])
 
     def _as_dict(self, row) -> dict:

@@ -1,11 +1,16 @@
-"""arqon's compiled hot path. Imports numpy and numba only; every kernel is public and callable inside ``@njit``."""
+"""arqon's compiled hot path. Imports numpy and numba only; every kernel is public and callable inside ``@njit``.
 
-from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
-from .api import ask, step, tell
+A tuner state is one array (see ``state``): build it with ``arqon.Tuner(config).state``, then ``ask``, ``tell`` and
+``step`` it from Python or from your own ``@njit`` loop, reading proposals through ``proposal(state)``.
+"""
+
+from ._status import BAD_STATE, BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
+from .api import ask, proposal, recommend, step, step_at, tell
 from .rng import rng_next, rng_rademacher, rng_seed, rng_uniform, splitmix64_next
-from .state import HEADER, ROWS, TunerState, empty_state
+from .state import HEADER, ROWS, matrix, new_state
 
 __all__ = [
-    "BUDGET_EXHAUSTED", "HEADER", "NONFINITE", "NOT_ASKED", "OK", "ROWS", "TunerState", "ask", "empty_state",
-    "rng_next", "rng_rademacher", "rng_seed", "rng_uniform", "splitmix64_next", "step", "tell",
+    "BAD_STATE", "BUDGET_EXHAUSTED", "HEADER", "NONFINITE", "NOT_ASKED", "OK", "ROWS", "ask", "matrix", "new_state",
+    "proposal", "recommend", "rng_next", "rng_rademacher", "rng_seed", "rng_uniform", "splitmix64_next", "step",
+    "step_at", "tell",
 ]

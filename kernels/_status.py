@@ -4,3 +4,4 @@ OK = 0
 NONFINITE = 1  # the told value was NaN or infinite: rejected, state unchanged
 NOT_ASKED = 2  # tell without an outstanding ask: ignored, state unchanged
 BUDGET_EXHAUSTED = 4  # the evaluation budget is spent: nothing new is proposed
+BAD_STATE = 8  # the array is not a tuner state (wrong magic): nothing was read or written

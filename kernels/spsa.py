@@ -4,18 +4,20 @@ Each update measures the pair theta +- c_k*delta (delta Rademacher), estimates t
 (y+ - y-) / (2 c_k) * delta, and moves theta by -a_k times it, projected into [0, 1]^d. Gains decay as
 a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, or stay constant to track a drifting optimum. When `a` is
 automatic, the mean gradient size over the first updates fixes it so that early moves are `initial_step` long.
+
+These are the inlined cores over a (header, matrix) pair; the public kernels in ``api`` open a state and call them.
 """
 
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel, view_at
+from ._jit import kernel
 from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
 from .rng import rng_rademacher
-from .state import BEST, CENTER, HEADER, ROWS, DELTA, GRAD, HEADER_TYPE, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, SPAN, THETA, X
+from .state import BEST, DELTA, GRAD, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, SPAN, STATE_TYPE, THETA, X
 
 
-@kernel(t.void(HEADER_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
+@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
 def to_user_units(hdr, mat, step, dst):
     """Write the user-unit value of the unit point clip(theta + step * delta, 0, 1) into row ``dst``: log scale,
     integer rounding, bounds. Mutates: mat[dst]. Allocates: nothing."""
@@ -36,8 +38,10 @@ def to_user_units(hdr, mat, step, dst):
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
 
 
-@kernel(t.int64(HEADER_TYPE, MAT_TYPE), inline=True)
-def _ask(hdr, mat):
+@kernel(t.int64(STATE_TYPE, MAT_TYPE), inline=True)
+def spsa_ask(hdr, mat):
+    """Write the next proposal into mat[X]; asking again before a tell repeats it.
+    Mutates: hdr, mat, RNG state. Allocates: nothing. Returns: OK, or BUDGET_EXHAUSTED with the best params in mat[X]."""
     h = hdr[0]
     if h["pending"] != 0:
         return OK
@@ -59,7 +63,7 @@ def _ask(hdr, mat):
     return OK
 
 
-@kernel(t.void(HEADER_TYPE, MAT_TYPE, t.float64), inline=True)
+@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
     """Add the pair's gradient estimate (zero if it overflows) to mat[GRAD]; after `n_average` pairs move theta
     along their mean, calibrating an automatic `a` on the way. Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
@@ -97,8 +101,10 @@ def _spsa_accumulate(hdr, mat, y_minus):
     h["k"] += 1
 
 
-@kernel(t.int64(HEADER_TYPE, MAT_TYPE, t.float64), inline=True)
-def _tell(hdr, mat, value):
+@kernel(t.int64(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
+def spsa_tell(hdr, mat, value):
+    """Accept the measured ``value`` of the outstanding proposal.
+    Mutates: hdr, mat. Allocates: nothing. Returns: OK, NONFINITE or NOT_ASKED (the last two change nothing)."""
     h = hdr[0]
     if h["pending"] == 0:
         return NOT_ASKED
@@ -119,48 +125,3 @@ def _tell(hdr, mat, value):
         h["phase"] = 0
         _spsa_accumulate(hdr, mat, y)
     return OK
-
-
-# The public kernels borrow their arrays once (see `borrow`) and run the inlined cores above.
-
-
-@kernel(t.int64(HEADER_TYPE, MAT_TYPE))
-def spsa_ask(hdr, mat):
-    """Write the next proposal into mat[X]; asking again before a tell repeats it.
-    Mutates: hdr, mat, RNG state. Allocates: nothing. Returns: OK, or BUDGET_EXHAUSTED with the best params in mat[X]."""
-    return _ask(borrow(hdr), borrow(mat))
-
-
-@kernel(t.int64(HEADER_TYPE, MAT_TYPE, t.float64))
-def spsa_tell(hdr, mat, value):
-    """Accept the measured ``value`` of the outstanding proposal.
-    Mutates: hdr, mat. Allocates: nothing. Returns: OK, NONFINITE or NOT_ASKED (the last two change nothing)."""
-    return _tell(borrow(hdr), borrow(mat), value)
-
-
-@kernel(t.int64(HEADER_TYPE, MAT_TYPE, t.float64))
-def spsa_step(hdr, mat, value):
-    """Tell ``value`` then ask: one call per measurement. Mutates: hdr, mat. Allocates: nothing.
-    Returns: the tell status OR the ask status, also kept in hdr.status; mat[X] holds the next proposal (the same one
-    if the value was rejected)."""
-    h, m = borrow(hdr), borrow(mat)
-    status = _tell(h, m, value) | _ask(h, m)
-    h[0]["status"] = status
-    return status
-
-
-@kernel(t.int64(t.uintp, t.uintp, t.int64, t.float64))
-def spsa_step_at(hdr_address, mat_address, d, value):
-    """``spsa_step`` on the state arrays at these addresses: the Python path, where passing two addresses costs a third
-    of passing two arrays. The caller must keep the arrays alive. Mutates, allocates and returns as ``spsa_step``."""
-    h = view_at(hdr_address, 1, HEADER)
-    m = view_at(mat_address, (ROWS, d), np.float64)
-    status = _tell(h, m, value) | _ask(h, m)
-    h[0]["status"] = status
-    return status
-
-
-@kernel(t.void(HEADER_TYPE, MAT_TYPE))
-def spsa_recommend(hdr, mat):
-    """Write the current estimate theta, in user units, into mat[CENTER]. Mutates: mat[CENTER]. Allocates: nothing."""
-    to_user_units(borrow(hdr), borrow(mat), 0.0, CENTER)
