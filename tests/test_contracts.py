@@ -15,6 +15,7 @@ import arqon
 from arqon.kernels import ask, proposal, step
 from tests.conftest import space, sphere
 
+needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="measures compiled code")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,6 +37,7 @@ def _run_in_fresh_process(code, env=None):
     return out.stdout
 
 
+@needs_jit
 def test_njit_step_allocates_nothing():
     code = """
         import numba
@@ -57,6 +59,7 @@ def test_njit_step_allocates_nothing():
     assert allocated == 0 and freed == 0
 
 
+@needs_jit
 def test_python_step_does_not_grow_memory():
     t = arqon.Tuner(space(16, seed=1))
     x = t.ask()
@@ -117,6 +120,7 @@ def test_kernels_import_without_the_shell():
     assert _run_in_fresh_process(code).strip() == ""
 
 
+@needs_jit
 def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
     code = """
         import time

@@ -1,0 +1,27 @@
+# Everything installs into .venv from the package registries; python3 (3.11+) is all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench quickstart clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed  ## a Numba simulation tuning its own controller gains while the plant drifts
+	$(BIN)/python examples/njit_loop.py
+
+quickstart: $(BIN)/.installed
+	$(BIN)/python examples/quickstart.py
+
+test: $(BIN)/.installed  ## the whole test suite (benchmarks run once each as smoke tests)
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit call of the same run
+	$(BIN)/python -m pytest bench --benchmark-enable -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks
