@@ -9,7 +9,9 @@ import numpy as np
 from arqon.config import Config, load_config
 from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
-from arqon.kernels.state import BEST, CENTER, IS_INT, LOG_INDEX, LOW, MAX, MIN, SPAN, THETA, X
+from arqon.kernels.state import (
+    BEST, CENTER, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, SPAN, THETA, X,
+)
 from arqon.status import Status
 
 _ASK = entry_point(api.ask)
@@ -44,6 +46,8 @@ def build_state(config: Config) -> np.ndarray:
             mat[LOG_INDEX, n_log] = i
             n_log += 1
         mat[MIN, i], mat[MAX, i] = (math.ceil(p.min), math.floor(p.max)) if p.integer else (p.min, p.max)
+        if p.integer and not log:  # the kernel sizes a log-scale integer's floor where theta is, each pair
+            mat[MIN_PERTURBATION, i] = INTEGER_PERTURBATION / (hi - lo)
         if p.init is None:
             mat[THETA, i] = 0.5
         else:
@@ -52,6 +56,7 @@ def build_state(config: Config) -> np.ndarray:
     s = config.spsa
     h = state[0]
     h["n_log"] = n_log
+    h["n_int"] = sum(p.integer for p in config.params)
     h["budget"] = config.budget or 0
     h["sense"] = 1.0 if config.direction == "minimize" else -1.0
     h["constant_gains"] = int(s.gains == "constant")

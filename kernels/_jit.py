@@ -2,10 +2,16 @@
 
 Every kernel is compiled eagerly for one explicit signature with ``cache=True``, ``nogil=True`` and the NumPy error model
 (division by zero gives inf/nan instead of raising). Set ``ARQON_JIT_CACHE=0`` to turn the on-disk cache off.
+
+Numba checks a cached kernel only against its own source file, but kernels inline helpers from other files: after any
+kernel source changes, every cached kernel is stale. So at import the sources are hashed, and the cached kernels are
+dropped whenever the hash differs from the one stamped beside them.
 """
 
 import ctypes
+import hashlib
 import os
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -14,6 +20,33 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 CACHE = os.environ.get("ARQON_JIT_CACHE", "1") != "0"
+
+
+def _cache_probe():
+    pass
+
+
+def _drop_stale_cache():
+    """Remove this folder's cached kernels if any kernel source changed since they were written."""
+    from numba.core.caching import FunctionCache
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))).hexdigest()
+    try:
+        cache_dir = Path(FunctionCache(_cache_probe)._cache_path)
+    except RuntimeError:  # no writable cache location: Numba will not cache either
+        return
+    stamp = cache_dir / "arqon-kernels.sha256"
+    if stamp.is_file() and stamp.read_text() == digest:
+        return
+    for stale in [*cache_dir.glob("*.nbi"), *cache_dir.glob("*.nbc")]:
+        stale.unlink(missing_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+
+
+if CACHE and not config.DISABLE_JIT:
+    _drop_stale_cache()
 
 
 def kernel(signature, inline=False, nogil=True):

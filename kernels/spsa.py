@@ -1,7 +1,8 @@
 """Simultaneous perturbation stochastic approximation (Spall, 1992/1998) over the unit cube.
 
 Each update measures the pair theta +- c_k*delta (delta Rademacher), estimates the gradient as
-(y+ - y-) / (2 c_k) * delta, and moves theta by -a_k times it, projected into [0, 1]^d. Gains decay as
+(y+ - y-) / (2 c_k delta), and moves theta by -a_k times it, projected into [0, 1]^d. An integer parameter's
+perturbation never drops below a bit over half an integer step, or both points would round to the same integer. Gains decay as
 a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, or stay constant to track a drifting optimum. When `a` is
 automatic, the mean gradient size over the first updates fixes it so that early moves are `initial_step` long.
 
@@ -14,13 +15,16 @@ from numba import types as t
 from ._jit import kernel
 from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
 from .rng import rng_rademacher
-from .state import BEST, DELTA, GRAD, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, SPAN, STATE_TYPE, THETA, X
+from .state import (
+    BEST, DELTA, GRAD, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION, SPAN,
+    STATE_TYPE, THETA, X,
+)
 
 
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
 def to_user_units(hdr, mat, step, dst):
-    """Write the user-unit value of the unit point clip(theta + step * delta, 0, 1) into row ``dst``: log scale,
-    integer rounding, bounds. Mutates: mat[dst]. Allocates: nothing."""
+    """Write the user-unit value of the unit point clip(theta + step * delta, 0, 1) into row ``dst`` (step is +1, -1
+    or 0): log scale, integer rounding, bounds. Mutates: mat[dst]. Allocates: nothing."""
     d = mat.shape[1]
     for i in range(d):
         u = min(max(mat[THETA, i] + step * mat[DELTA, i], 0.0), 1.0)
@@ -53,27 +57,41 @@ def spsa_ask(hdr, mat):
     if h["phase"] == 0:
         rng_rademacher(h["rng"], mat[DELTA])
         if h["constant_gains"] != 0:
-            h["c_k"] = h["c"]
+            c_k = h["c"]
         else:
-            h["c_k"] = h["c"] / (h["k"] + 1.0) ** h["gamma"]
-        to_user_units(hdr, mat, h["c_k"], X)
+            c_k = h["c"] / (h["k"] + 1.0) ** h["gamma"]
+        h["c_k"] = c_k
+        # a log-scale integer's step, in unit-cube terms, depends on where theta is: size its floor there
+        for j in range(h["n_log"]):
+            i = np.int64(mat[LOG_INDEX, j])
+            if mat[IS_INT, i] != 0.0:
+                v = max(np.exp(mat[LOW, i] + mat[THETA, i] * mat[SPAN, i]), mat[MIN, i])
+                mat[MIN_PERTURBATION, i] = INTEGER_PERTURBATION * np.log1p(1.0 / v) / mat[SPAN, i]
+        for i in range(mat.shape[1]):
+            mat[DELTA, i] *= max(c_k, mat[MIN_PERTURBATION, i])
+        to_user_units(hdr, mat, 1.0, X)
     else:
-        to_user_units(hdr, mat, -h["c_k"], X)
+        to_user_units(hdr, mat, -1.0, X)
     h["pending"] = 1
     return OK
 
 
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
-    """Add the pair's gradient estimate (zero if it overflows) to mat[GRAD]; after `n_average` pairs move theta
+    """Add the pair's gradient estimate (zero if it would overflow) to mat[GRAD]; after `n_average` pairs move theta
     along their mean, calibrating an automatic `a` on the way. Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
     h = hdr[0]
     d = mat.shape[1]
-    scale = (h["y_plus"] - y_minus) / (2.0 * h["c_k"])
-    if not np.isfinite(scale):  # finite values so far apart that the estimate overflows: the pair teaches nothing
-        scale = 0.0
-    for i in range(d):
-        mat[GRAD, i] += scale * mat[DELTA, i]  # 1/delta_i == delta_i for Rademacher signs
+    half_difference = 0.5 * (h["y_plus"] - y_minus)
+    if not np.isfinite(half_difference / h["c_k"]):  # |delta_i| >= c_k: no estimate below can overflow
+        half_difference = 0.0  # finite values so far apart that the estimate overflows: nothing learnt
+    if h["n_int"] == 0:  # every |delta_i| == c_k, so 1/delta_i == delta_i / c_k^2: one division, not d
+        scale = half_difference / (h["c_k"] * h["c_k"])
+        for i in range(d):
+            mat[GRAD, i] += scale * mat[DELTA, i]
+    else:
+        for i in range(d):
+            mat[GRAD, i] += half_difference / mat[DELTA, i]
     h["i_average"] += 1
     if h["i_average"] < h["n_average"]:
         return
@@ -95,7 +113,10 @@ def _spsa_accumulate(hdr, mat, y_minus):
         a_k = h["a"] * inv_n / (h["k"] + 1.0 + h["stability"]) ** h["alpha"]
     limit = h["max_step"]
     for i in range(d):
-        move = min(max(a_k * mat[GRAD, i], -limit), limit)
+        move = a_k * mat[GRAD, i]
+        if move != move:  # 0 * inf while `a` is still uncalibrated
+            move = 0.0
+        move = min(max(move, -limit), limit)
         mat[THETA, i] = min(max(mat[THETA, i] - move, 0.0), 1.0)
         mat[GRAD, i] = 0.0
     h["k"] += 1

@@ -8,12 +8,13 @@ argument. Kernels index rows of the matrix by the constants below.
 import numba
 import numpy as np
 
-MAGIC = 0x6172716F6E5F5331  # "arqon_S1": marks a buffer built by new_state, and its layout version
+MAGIC = 0x6172716F6E5F5332  # "arqon_S2": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
     ("magic", np.int64),
     ("d", np.int64),  # number of parameters
     ("n_log", np.int64),  # number of log-scale parameters (their indices are in mat[LOG_INDEX, :n_log])
+    ("n_int", np.int64),  # number of integer parameters
     ("budget", np.int64),  # evaluations allowed; 0 = unlimited
     ("n_told", np.int64),  # evaluations accepted so far
     ("pending", np.int64),  # 1 while a proposal is out and not yet told
@@ -50,7 +51,7 @@ HEADER_WORDS = HEADER_BYTES // 8
 # Rows of the state matrix.
 X = 0  # proposal in user units (what ask returns)
 THETA = 1  # current estimate, unit cube
-DELTA = 2  # Rademacher perturbation of the current pair
+DELTA = 2  # signed perturbation of the current pair, unit cube: random sign * max(c_k, MIN_PERTURBATION)
 GRAD = 3  # accumulated gradient estimate, unit cube
 LOW = 4  # lower bound in the transformed space (log for log scale)
 SPAN = 5  # width in the transformed space
@@ -60,7 +61,10 @@ MIN = 8  # bounds in user units, for integer rounding and clamping
 MAX = 9
 BEST = 10  # params of the best accepted value, user units
 CENTER = 11  # THETA in user units (the recommendation), written by `recommend`
-ROWS = 12
+MIN_PERTURBATION = 12  # integer parameters: INTEGER_PERTURBATION integer steps, unit cube; else 0
+ROWS = 13
+
+INTEGER_PERTURBATION = 0.6  # integer steps: over half a step, so the two points of a pair never round alike
 
 STATE_TYPE = numba.from_dtype(HEADER)[::1]
 MAT_TYPE = numba.float64[:, ::1]

@@ -63,6 +63,7 @@ class ReferenceSpsa:
         self.hi = np.array([math.log(q.max) if q.scale == "log" else q.max for q in p])
         self.vmin = np.array([math.ceil(q.min) if q.integer else q.min for q in p])
         self.vmax = np.array([math.floor(q.max) if q.integer else q.max for q in p])
+        self.span = self.hi - self.lo
         init = [0.5 if q.init is None else ((math.log(q.init) if q.scale == "log" else q.init) - lo) / (hi - lo)
                 for q, lo, hi in zip(p, self.lo, self.hi)]
         self.theta = np.array(init)
@@ -88,16 +89,25 @@ class ReferenceSpsa:
 
     def pair(self):
         """The two proposals of the next pair (draws its perturbation)."""
-        self.delta = self.rng.signs(len(self.theta))
         self.ck = self.c if self.constant else self.c / (self.k + 1.0) ** self.gamma
-        plus = self.user(np.clip(self.theta + self.ck * self.delta, 0, 1))
-        minus = self.user(np.clip(self.theta - self.ck * self.delta, 0, 1))
+        # integer parameters: at least 0.6 of an integer step, measured where theta is on a log scale
+        theta_value = np.maximum(np.exp(self.lo + self.theta * self.span), self.vmin)
+        steps = np.where(self.log, np.log1p(1.0 / np.where(self.log, theta_value, 1.0)), 1.0) / self.span
+        floor = np.where(self.integer, 0.6 * steps, 0.0)
+        self.perturbation = self.rng.signs(len(self.theta)) * np.maximum(self.ck, floor)
+        plus = self.user(np.clip(self.theta + self.perturbation, 0, 1))
+        minus = self.user(np.clip(self.theta - self.perturbation, 0, 1))
         return plus, minus
 
     def update(self, y_plus, y_minus):
         y_plus, y_minus = self.sense * y_plus, self.sense * y_minus
-        scale = (y_plus - y_minus) / (2 * self.ck)
-        self.grads.append((scale if np.isfinite(scale) else 0.0) * self.delta)
+        half_difference = (y_plus - y_minus) / 2
+        if not np.isfinite(half_difference / self.ck):
+            half_difference = 0.0
+        if self.integer.any():
+            self.grads.append(half_difference / self.perturbation)
+        else:  # the kernel's form when every perturbation is +-c_k (1/delta == delta/c_k^2)
+            self.grads.append(half_difference / (self.ck * self.ck) * self.perturbation)
         if len(self.grads) < self.n_avg:
             return
         g = np.sum(self.grads, axis=0) / self.n_avg

@@ -136,3 +136,19 @@ def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
     _run_in_fresh_process(code, env)  # fills the cache (or hits an editable install's __pycache__)
     hits, misses = map(int, _run_in_fresh_process(code, env).split())
     assert hits == 5 and misses == 0
+
+
+@needs_jit
+def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
+    """Numba checks a cache entry only against its own file, yet kernels inline helpers from other files."""
+    code = """
+        from arqon.kernels import api
+        print(sum(api.step.stats.cache_hits.values()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    _run_in_fresh_process(code, env)
+    assert _run_in_fresh_process(code, env).strip() == "1"  # warm
+    (stamp,) = tmp_path.rglob("arqon-kernels.sha256")
+    stamp.write_text("sources as they were before an edit")
+    assert _run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
+    assert _run_in_fresh_process(code, env).strip() == "1"
