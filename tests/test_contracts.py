@@ -79,22 +79,41 @@ def test_python_step_does_not_grow_memory():
 
 
 _SEQUENCE = """
-    import json, numpy as np, arqon
-    t = arqon.Tuner({"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(6)]
-                     + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}], "seed": 1234})
-    x, out = t.ask(), []
+    import json, numba, numpy as np, arqon
+    from arqon.kernels import ask, proposal, step
+
+    CONFIG = {"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(6)]
+              + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}, {"name": "n", "min": 1, "max": 9,
+                 "integer": True}], "seed": 1234}
+
+    @numba.njit
+    def cost(x):
+        return np.sum((x[:6] - 1.0) ** 2) + np.log(x[6]) ** 2 + (x[7] - 4.0) ** 2
+
+    @numba.njit
+    def inside(state, out):
+        ask(state)
+        x = proposal(state)
+        for i in range(out.shape[0]):
+            out[i] = x
+            step(state, cost(x))
+
+    t = arqon.Tuner(CONFIG)
+    x, from_python = t.ask(), []
     for i in range(300):
-        out.append(x.tolist())
-        x = t.step(float(np.sum((x[:6] - 1.0) ** 2) + np.log(x[6]) ** 2))
-    print(json.dumps(out))
+        from_python.append(x.tolist())
+        x = t.step(cost(x))
+    from_njit = np.zeros((300, 8))
+    inside(arqon.Tuner(CONFIG).state, from_njit)
+    print(json.dumps([from_python, from_njit.tolist()]))
 """
 
 
-def test_same_seed_same_proposals_in_fresh_processes_and_inside_njit():
-    first = json.loads(_run_in_fresh_process(_SEQUENCE))
-    second = json.loads(_run_in_fresh_process(_SEQUENCE, {"ARQON_JIT_CACHE": "0"}))
-    assert first == second  # bit-identical, with and without the on-disk cache
-    assert len({tuple(v) for v in first}) > 250  # and it is really exploring
+def test_same_seed_same_proposals_from_python_and_njit_in_fresh_processes():
+    python_1, njit_1 = json.loads(_run_in_fresh_process(_SEQUENCE))
+    python_2, njit_2 = json.loads(_run_in_fresh_process(_SEQUENCE, {"ARQON_JIT_CACHE": "0"}))
+    assert python_1 == njit_1 == python_2 == njit_2  # bit-identical, with and without the on-disk cache
+    assert len({tuple(v) for v in python_1}) > 250  # and it is really exploring
 
 
 def test_golden_values():
