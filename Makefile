@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench quickstart clean
+.PHONY: demo test bench contracts asv quickstart clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(BIN)/.installed  ## the whole test suite (benchmarks run once each as sm
 
 bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit call of the same run
 	$(BIN)/python -m pytest bench --benchmark-enable -q
+
+contracts: $(BIN)/.installed  ## timing budgets of every hot-path kernel, as ratios to a calibration loop
+	$(BIN)/arqon contracts
+
+asv: $(BIN)/.installed  ## one quick pass of the asv suite in this environment, then the HTML report in .asv/html
+	$(BIN)/asv machine --yes >/dev/null
+	$(BIN)/asv run --python=same --quick --show-stderr
+	$(BIN)/asv publish
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

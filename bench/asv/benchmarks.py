@@ -1,35 +1,37 @@
-"""asv benchmarks of the tuner step, from Python and inside @njit, and of cold start (import, first step)."""
+"""asv benchmarks: every hot-path kernel the contracts checker measures (one list: ``arqon.contracts.PROBES``), from
+Python and inside @njit, plus cold start with a warm and with a cold Numba cache."""
 
-from .common import STEPS, VALUES, njit_steps, tuner
+from arqon.contracts import PROBES
 
-
-class PythonStep:
-    params = [2, 16, 128]
-    param_names = ["d"]
-
-    def setup(self, d):
-        self.tuner = tuner(d)
-
-    def time_step(self, d):
-        self.tuner.step(1.0)
+CALLS = 1000
 
 
-class NjitStep:
-    """Time per call covers STEPS steps inside one @njit loop."""
+class Kernel:
+    """Time per asv sample covers CALLS calls of the kernel."""
 
-    params = [2, 16, 128]
-    param_names = ["d"]
+    params = sorted(PROBES)
+    param_names = ["kernel"]
 
-    def setup(self, d):
-        self.tuner = tuner(d)
-        njit_steps(self.tuner.state, VALUES, 10)
+    def setup(self, kernel):
+        self.run = PROBES[kernel]()
+        self.run(CALLS)  # compile and warm
 
-    def time_10k_steps(self, d):
-        njit_steps(self.tuner.state, VALUES, STEPS)
+    def time_1000_calls(self, kernel):
+        self.run(CALLS)
 
 
-def timeraw_import_and_first_step():
+def timeraw_import_and_first_step_warm_cache():
     return """
+    import arqon
+    t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
+    t.step(1.0)
+    """
+
+
+def timeraw_import_and_first_step_cold_cache():
+    return """
+    import os, tempfile
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
     import arqon
     t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
     t.step(1.0)

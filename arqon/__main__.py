@@ -1,0 +1,5 @@
+import sys
+
+from arqon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,300 @@
+"""Timing contracts: measure every hot-path kernel in-process and check it against checked-in budgets.
+
+Each kernel runs in batches sized to about 20 us, timed with the thread's CPU clock (``time.thread_time_ns``), so time
+the thread spends preempted by other work does not count; a batch's mean is one sample. A
+repetition's p50 and p99 are over its samples; the report gives, per kernel, the median p50 and median p99 over the
+repetitions and the largest p99 ("max-of-p99"). A calibration loop (a fixed chain of dependent integer operations inside
+@njit) is measured the same way in the same run, so each figure is also a ratio to it: on a slower or busier machine
+both move together, and ratio budgets (the ns budgets divided by the calibration's time on the machine that set them)
+still hold.
+
+Use ``arqon contracts`` or ``check(...)``; pass your own budgets file to check your hardware.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import numba
+import numpy as np
+from msgspec import Meta
+
+from arqon.config import ConfigError
+from arqon.kernels import rng_next, rng_rademacher, step
+
+Positive = Annotated[float, Meta(gt=0.0)]
+Mode = Literal["ratio", "ns", "both"]
+
+
+class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Budget(_Struct):
+    p50_ns: Positive
+    p99_ns: Positive
+    max_p99_ns: Positive
+
+
+class Calibration(_Struct):
+    reference_ns: Positive  # the calibration loop's median on the machine the budgets were set on
+    machine: str = ""
+
+
+class Budgets(_Struct):
+    calibration: Calibration
+    kernels: dict[str, Budget]
+
+
+def load_budgets(path: str | Path | None = None) -> Budgets:
+    """Decode a budgets TOML file (default: the one shipped with arqon)."""
+    if path is None:
+        text, origin = resources.files("arqon").joinpath("contracts.toml").read_bytes(), "arqon/contracts.toml"
+    else:
+        try:
+            text, origin = Path(path).read_bytes(), str(path)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return msgspec.toml.decode(text, type=Budgets)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    except msgspec.DecodeError as e:
+        raise ConfigError(f"{origin}: not valid TOML: {e}") from None
+
+
+# -- what is measured -------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _calibration_loop(n):
+    """n passes of a fixed chain of 64 dependent multiply-xor-shift steps."""
+    x = np.uint64(0x9E3779B97F4A7C15)
+    for _ in range(n):
+        for _ in range(64):
+            x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+    return x
+
+
+@numba.njit(cache=True)
+def njit_steps(state, values, n):
+    """n steps of ``state`` inside @njit, telling values[i % 1024]."""
+    for i in range(n):
+        step(state, values[i & 1023])
+
+
+@numba.njit(cache=True)
+def _rng_next_loop(s, n):
+    acc = np.uint64(0)
+    for _ in range(n):
+        acc ^= rng_next(s)
+    return acc
+
+
+@numba.njit(cache=True)
+def _rng_rademacher_loop(s, out, n):
+    for _ in range(n):
+        rng_rademacher(s, out)
+
+
+def tuner(d, gains="decaying"):
+    """A Tuner over ``d`` parameters in [-5, 5] with one proposal out."""
+    from arqon.tuner import Tuner
+
+    t = Tuner({"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(d)], "seed": 1,
+                     "spsa": {"gains": gains}})
+    t.ask()
+    return t
+
+
+# Measured values come from a table: an objective that reads the proposal straight after the kernel wrote it would
+# time a store-forwarding stall of the loop rather than the kernel (about 20 ns here).
+VALUES = np.random.default_rng(0).normal(1.0, 0.1, 1024)
+
+
+def _njit_step_probe(d, gains="decaying"):
+    t = tuner(d, gains)
+    return lambda n: njit_steps(t.state, VALUES, n)
+
+
+def _python_step_probe(d):
+    step_once = tuner(d).step
+
+    def run(n):
+        for _ in range(n):
+            step_once(1.0)
+
+    return run
+
+
+def _rng_next_probe():
+    s = np.array([1, 2, 3, 4], dtype=np.uint64)
+    return lambda n: _rng_next_loop(s, n)
+
+
+def _rng_rademacher_probe(d):
+    s, out = np.array([1, 2, 3, 4], dtype=np.uint64), np.zeros(d)
+    return lambda n: _rng_rademacher_loop(s, out, n)
+
+
+# name -> a factory returning run(n): perform n calls of the kernel
+PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
+    "step.njit.d2": lambda: _njit_step_probe(2),
+    "step.njit.d16": lambda: _njit_step_probe(16),
+    "step.njit.d128": lambda: _njit_step_probe(128),
+    "step.njit.d16.constant": lambda: _njit_step_probe(16, "constant"),
+    "step.python.d16": lambda: _python_step_probe(16),
+    "rng.next": _rng_next_probe,
+    "rng.rademacher.d16": lambda: _rng_rademacher_probe(16),
+}
+CALIBRATION = "calibration"
+
+
+# -- measuring --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    p50_ns: float  # median over repetitions of each repetition's p50 (per call)
+    p99_ns: float  # median over repetitions of each repetition's p99
+    max_p99_ns: float  # largest p99 of any repetition
+
+
+def measure(run: Callable[[int], object], repetitions: int = 20, samples: int = 200,
+            batch_ns: float = 20_000.0) -> Timing:
+    """Time ``run(n)`` (n calls of a kernel): ``repetitions`` x ``samples`` batches of about ``batch_ns`` each, on the
+    thread's CPU clock."""
+    clock = time.thread_time_ns
+    # a batch's two reads add about one read's cost (a system call, ~300 ns here): measure it and take it off
+    pairs = [(clock(), clock()) for _ in range(1001)]
+    read_cost = float(np.median([second - first for first, second in pairs]))
+    run(1)  # compile / warm
+    n = 1
+    while True:  # grow the batch until it lasts batch_ns
+        t0 = clock()
+        run(n)
+        if clock() - t0 >= batch_ns or n >= 1 << 20:
+            break
+        n *= 2
+    p50, p99 = [], []
+    per_call = np.empty(samples)
+    for _ in range(repetitions):
+        for i in range(samples):
+            t0 = clock()
+            run(n)
+            per_call[i] = max(clock() - t0 - read_cost, 0.0) / n
+        p50.append(np.percentile(per_call, 50))
+        p99.append(np.percentile(per_call, 99))
+    return Timing(float(np.median(p50)), float(np.median(p99)), float(np.max(p99)))
+
+
+# -- checking ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    timing: Timing
+    ratio: Timing  # timing / calibration p50 of this run
+    budget: Budget | None
+    breaches: tuple[str, ...]  # e.g. "p99 ratio 12.3 > 8.0"
+
+
+@dataclass(frozen=True)
+class Report:
+    calibration: Timing
+    rows: tuple[Row, ...]
+    mode: Mode
+    seconds: float
+
+    @property
+    def breaches(self) -> list[str]:
+        return [f"{row.name}: {b}" for row in self.rows for b in row.breaches]
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode, "seconds": self.seconds, "calibration_ns": vars(self.calibration),
+            "kernels": {r.name: {"ns": vars(r.timing), "ratio": vars(r.ratio),
+                                 "budget_ns": msgspec.to_builtins(r.budget) if r.budget else None,
+                                 "breaches": list(r.breaches)} for r in self.rows},
+            "ok": not self.breaches,
+        }
+
+
+def _breaches(timing: Timing, ratio: Timing, budget: Budget, reference_ns: float, mode: Mode) -> tuple[str, ...]:
+    found = []
+    for field in ("p50_ns", "p99_ns", "max_p99_ns"):
+        limit = getattr(budget, field)
+        label = field.removesuffix("_ns").replace("_", "-")
+        if mode in ("ns", "both") and getattr(timing, field) > limit:
+            found.append(f"{label} {getattr(timing, field):.1f} ns > {limit:g} ns")
+        if mode in ("ratio", "both") and getattr(ratio, field) > limit / reference_ns:
+            found.append(f"{label} ratio {getattr(ratio, field):.3f} > {limit / reference_ns:.3f}")
+    return tuple(found)
+
+
+def check(budgets: Budgets | None = None, mode: Mode = "ratio", only: list[str] | None = None,
+          probes: Mapping[str, Callable] | None = None, repetitions: int = 20, samples: int = 200,
+          progress: Callable[[str], None] | None = None) -> Report:
+    """Measure the kernels (all of ``probes``, or those named in ``only``) and check them against ``budgets``."""
+    budgets = budgets or load_budgets()
+    probes = dict(PROBES if probes is None else probes)
+    unknown = sorted(set(budgets.kernels) - set(probes))
+    if unknown:
+        raise ConfigError(f"budgets name kernels that are not measured: {', '.join(unknown)}")
+    names = list(probes) if only is None else only
+    missing = [n for n in names if n not in probes]
+    if missing:
+        raise ConfigError(f"unknown kernels: {', '.join(missing)}; known: {', '.join(probes)}")
+    started = time.perf_counter()
+    say = progress or (lambda _message: None)
+    say(f"[1/{len(names) + 1}] {CALIBRATION}")
+    calibration = measure(lambda n: _calibration_loop(n), repetitions, samples)
+    unit = calibration.p50_ns
+    rows = []
+    for i, name in enumerate(names, 2):
+        say(f"[{i}/{len(names) + 1}] {name}")
+        timing = measure(probes[name](), repetitions, samples)
+        ratio = Timing(timing.p50_ns / unit, timing.p99_ns / unit, timing.max_p99_ns / unit)
+        budget = budgets.kernels.get(name)
+        found = _breaches(timing, ratio, budget, budgets.calibration.reference_ns, mode) if budget else ()
+        rows.append(Row(name, timing, ratio, budget, found))
+    return Report(calibration, tuple(rows), mode, time.perf_counter() - started)
+
+
+def format_table(report: Report, budgets: Budgets) -> str:
+    ref = budgets.calibration.reference_ns
+    head = (f"{'kernel':24s} {'p50 ns':>8s} {'p99 ns':>8s} {'max ns':>8s}   {'p50 x':>7s} {'p99 x':>7s} {'max x':>7s}"
+            f"   {'budget ns p50/p99/max':>22s}  result")
+    lines = [head, "-" * len(head)]
+    c = report.calibration
+    lines.append(f"{CALIBRATION:24s} {c.p50_ns:8.1f} {c.p99_ns:8.1f} {c.max_p99_ns:8.1f}   {1:7.3f} "
+                 f"{c.p99_ns / c.p50_ns:7.3f} {c.max_p99_ns / c.p50_ns:7.3f}   {'reference ' + format(ref, 'g'):>22s}")
+    for r in report.rows:
+        t, x, b = r.timing, r.ratio, r.budget
+        budget = f"{b.p50_ns:g}/{b.p99_ns:g}/{b.max_p99_ns:g}" if b else "none"
+        result = "BREACH" if r.breaches else ("ok" if b else "-")
+        lines.append(f"{r.name:24s} {t.p50_ns:8.1f} {t.p99_ns:8.1f} {t.max_p99_ns:8.1f}   {x.p50_ns:7.3f} "
+                     f"{x.p99_ns:7.3f} {x.max_p99_ns:7.3f}   {budget:>22s}  {result}")
+    lines.append(f"\nx = ratio to this run's calibration p50; mode {report.mode}; checked in {report.seconds:.1f} s")
+    lines += [f"BREACH {b}" for b in report.breaches]
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """``arqon contracts``: print the table (or JSON), return 1 on a breach."""
+    budgets = load_budgets(args.budgets)
+    report = check(budgets, args.mode, args.only or None, repetitions=args.repetitions, samples=args.samples,
+                   progress=None if args.quiet else lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        print(msgspec.json.encode(report.to_dict()).decode())
+    else:
+        print(format_table(report, budgets))
+    return 1 if report.breaches else 0

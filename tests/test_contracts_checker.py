@@ -1,0 +1,85 @@
+"""The timing-contracts checker: breaches are found and named; budgets files are validated. (The real kernels' timing
+is checked by `arqon contracts` in CI, not here.)"""
+
+import json
+
+import numba
+import pytest
+
+from arqon import cli, contracts
+from arqon.config import ConfigError
+
+
+@numba.njit
+def _slow_step(n):
+    x = 0.0
+    for i in range(n * 20_000):  # about 100x the budget of a d=16 step
+        x += i * 1e-9
+    return x
+
+
+def test_a_slowed_kernel_is_reported_as_a_breach():
+    probes = {**contracts.PROBES, "step.njit.d16": lambda: (lambda n: _slow_step(n))}
+    report = contracts.check(mode="both", only=["step.njit.d16", "rng.next"], probes=probes, repetitions=2,
+                             samples=20)
+    assert {r.name for r in report.rows} == {"step.njit.d16", "rng.next"}
+    slow = next(r for r in report.rows if r.name == "step.njit.d16")
+    assert slow.timing.p50_ns > 1000
+    assert any(b.startswith("p50 ratio") for b in slow.breaches) and any("ns >" in b for b in slow.breaches)
+    assert all(b.startswith("step.njit.d16: ") for b in report.breaches)
+
+
+def _budgets(tmp_path, kernels):
+    path = tmp_path / "budgets.toml"
+    path.write_text("[calibration]\nreference_ns = 100.0\n" + "".join(
+        f'[kernels."{name}"]\np50_ns = {p50}\np99_ns = {p99}\nmax_p99_ns = {mx}\n' for name, (p50, p99, mx) in
+        kernels.items()))
+    return path
+
+
+def test_cli_exits_1_and_names_the_breach(tmp_path, capsys):
+    path = _budgets(tmp_path, {"rng.next": (1e-6, 1e9, 1e9)})
+    code = cli.main(["contracts", "--budgets", str(path), "--only", "rng.next", "--repetitions", "2", "--samples",
+                     "20", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "BREACH rng.next: p50 ratio" in out and "rng.next" in out.splitlines()[3]
+
+
+def test_cli_json_report(tmp_path, capsys):
+    path = _budgets(tmp_path, {"rng.next": (1e9, 1e9, 1e9)})
+    code = cli.main(["contracts", "--budgets", str(path), "--only", "rng.next", "--repetitions", "2", "--samples",
+                     "20", "--json", "--quiet", "--mode", "both"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] and report["mode"] == "both"
+    row = report["kernels"]["rng.next"]
+    assert row["breaches"] == [] and row["budget_ns"]["p50_ns"] == 1e9
+    assert 0 < row["ns"]["p50_ns"] <= row["ns"]["p99_ns"] <= row["ns"]["max_p99_ns"]
+    assert row["ratio"]["p50_ns"] == pytest.approx(row["ns"]["p50_ns"] / report["calibration_ns"]["p50_ns"])
+
+
+def test_shipped_budgets_cover_every_measured_kernel():
+    assert set(contracts.load_budgets().kernels) == set(contracts.PROBES)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[calibration]\nreference_ns = -1\n[kernels]\n", "Expected `float` > 0.0 - at `$.calibration.reference_ns`"),
+    ("[calibration]\nreference_ns = 1\n[kernels.x]\np50_ns = 1\np99_ns = 1\n", "missing required field `max_p99_ns`"),
+    ("[calibration]\nreference_ns = 1\nspeed = 2\n[kernels]\n", "unknown field `speed`"),
+    ("[calibration\n", "not valid TOML"),
+])
+def test_bad_budgets_file_is_one_clear_error(tmp_path, text, message, capsys):
+    path = tmp_path / "b.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="b.toml"):
+        contracts.load_budgets(path)
+    assert cli.main(["contracts", "--budgets", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("arqon contracts: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_kernel_names_are_errors(tmp_path, capsys):
+    assert cli.main(["contracts", "--budgets", str(_budgets(tmp_path, {"warp.drive": (1, 1, 1)}))]) == 2
+    assert "budgets name kernels that are not measured: warp.drive" in capsys.readouterr().err
+    assert cli.main(["contracts", "--only", "warp.drive"]) == 2
+    assert "unknown kernels: warp.drive; known: step.njit.d2" in capsys.readouterr().err
