@@ -13,6 +13,8 @@ _EXPORTS = {
     "Config": "arqon.config", "ConfigError": "arqon.config", "Param": "arqon.config", "Spsa": "arqon.config",
     "load_config": "arqon.config", "Status": "arqon.status",
     "Best": "arqon.tuner", "BudgetExhausted": "arqon.tuner", "Tuner": "arqon.tuner",
+    "Executor": "arqon.executor", "Flags": "arqon.executor", "Phase": "arqon.executor",
+    "Policy": "arqon.policy", "load_policy": "arqon.policy",
 }
 __all__ = sorted(_EXPORTS)
 

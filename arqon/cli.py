@@ -20,7 +20,8 @@ def _parser() -> argparse.ArgumentParser:
                     "them against a budgets file, as nanoseconds and/or as ratios to a calibration loop measured in "
                     "the same run. Exits 1 naming each breach.",
         epilog="kernels: step.njit.d2, step.njit.d16, step.njit.d128, step.njit.d16.constant (inside @njit), "
-               "step.python.d16 (Tuner.step), rng.next, rng.rademacher.d16")
+               "step.python.d16 (Tuner.step), rng.next, rng.rademacher.d16, guard.offer.accept.d16, "
+               "guard.offer.reject.d16, guard.observe.d16 (the safety executor inside @njit)")
     c.add_argument("--budgets", metavar="FILE", help="budgets TOML (default: the one shipped with arqon)")
     c.add_argument("--mode", choices=["ratio", "ns", "both"], default="ratio",
                    help="what must hold: ratios to the calibration loop (default; machine-independent), absolute ns, "

@@ -96,36 +96,29 @@ def _invalid(origin: str, error: msgspec.ValidationError) -> ConfigError:
     return ConfigError(f"{origin}: {msg}" if " - at `" in msg else f"{origin}: {msg} - at `$`")
 
 
-_DECODERS = {
-    "json": msgspec.json.decode,
-    "toml": msgspec.toml.decode,
-}
-
-
-def _decode(text: str | bytes, fmt: str, origin: str) -> Config:
+def _decode_text(text: str | bytes, type_, fmt: str, origin: str):
     try:
         if fmt == "yaml":
             try:
                 import yaml  # noqa: F401  (msgspec.yaml needs PyYAML)
             except ImportError:
-                raise ConfigError(f"{origin}: YAML configs need PyYAML: pip install 'arqon[yaml]'") from None
-            return msgspec.yaml.decode(text, type=Config)
-        return _DECODERS[fmt](text, type=Config)
+                raise ConfigError(f"{origin}: YAML needs PyYAML: pip install 'arqon[yaml]'") from None
+            return msgspec.yaml.decode(text, type=type_)
+        return {"json": msgspec.json.decode, "toml": msgspec.toml.decode}[fmt](text, type=type_)
     except msgspec.ValidationError as e:
         raise _invalid(origin, e) from None
     except msgspec.DecodeError as e:
         raise ConfigError(f"{origin}: not valid {fmt.upper()}: {e}") from None
 
 
-def load_config(source, format: str | None = None) -> Config:
-    """Decode a config from a ``Config``, a mapping, a path (format from its suffix), or a string in ``format``.
-
-    A string that starts with ``{`` is read as JSON; any other string is a path unless ``format`` is given."""
-    if isinstance(source, Config):
+def decode(source, type_, format: str | None = None):
+    """Decode a ``type_`` struct from an instance, a mapping, a path (format from its suffix), or a string in
+    ``format``. A string that starts with ``{`` is read as JSON; any other string is a path unless ``format`` is given."""
+    if isinstance(source, type_):
         return source
     if isinstance(source, Mapping):
         try:
-            return msgspec.convert(dict(source), Config)
+            return msgspec.convert(dict(source), type_)
         except msgspec.ValidationError as e:
             raise _invalid("config", e) from None
     if isinstance(source, bytes):
@@ -134,7 +127,7 @@ def load_config(source, format: str | None = None) -> Config:
         fmt = (format or "json").lower()
         if fmt not in ("json", "toml", "yaml"):
             raise ConfigError(f"unknown config format {format!r}: use json, toml or yaml")
-        return _decode(source, fmt, "config")
+        return _decode_text(source, type_, fmt, "config")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         fmt = {".json": "json", ".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
@@ -144,5 +137,10 @@ def load_config(source, format: str | None = None) -> Config:
             text = path.read_bytes()
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-        return _decode(text, fmt, str(path))
+        return _decode_text(text, type_, fmt, str(path))
     raise ConfigError(f"config must be a mapping, a JSON/TOML/YAML string or a file path, got {type(source).__name__}")
+
+
+def load_config(source, format: str | None = None) -> Config:
+    """Decode a tuner config (see ``decode`` for the accepted sources)."""
+    return decode(source, Config, format)

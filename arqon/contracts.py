@@ -27,7 +27,8 @@ import numpy as np
 from msgspec import Meta
 
 from arqon.config import ConfigError
-from arqon.kernels import rng_next, rng_rademacher, step
+from arqon.kernels import guard, rng_next, rng_rademacher, step
+from arqon.kernels._jit import borrow
 
 Positive = Annotated[float, Meta(gt=0.0)]
 Mode = Literal["ratio", "ns", "both"]
@@ -144,6 +145,59 @@ def _rng_rademacher_probe(d):
     return lambda n: _rng_rademacher_loop(s, out, n)
 
 
+@numba.njit(cache=True)
+def guard_offers(state, proposals, start, n):
+    """n offers at steps start.. alternating between the two rows of ``proposals``."""
+    rows = borrow(proposals)  # picking rows[i & 1] from a borrowed table adds no reference counting to the loop
+    flags = 0
+    for i in range(start, start + n):
+        flags |= guard.guard_offer(state, rows[i & 1], i)
+    return flags
+
+
+@numba.njit(cache=True)
+def _guard_observes(state, metrics, start, n):
+    flags = 0
+    for i in range(start, start + n):
+        flags |= guard.guard_observe(state, metrics, i)
+    return flags
+
+
+def executor(d, **policy):
+    """An Executor over ``d`` parameters in [0, 10] (known-good 5), with metrics lat and err under two SLOs."""
+    from arqon.executor import Executor
+    from arqon.tuner import Tuner
+
+    t = Tuner({"params": [{"name": f"x{i}", "min": 0, "max": 10, "init": 5} for i in range(d)]})
+    rule = {"max_delta": policy.pop("max_delta")} if "max_delta" in policy else {}
+    return Executor({"params": {f"x{i}": rule for i in range(d)}, "metrics": ["lat", "err"], "safe_mode_after": 0,
+                     "slos": ["lat <= 50", "err <= 0.01"], "progress_deadline": 2**40, **policy}, t)
+
+
+def _guard_offer_probe(d, **policy):
+    """Offers alternating 4.0 and 6.0 everywhere; time moves on across batches, so every offer is really checked."""
+    ex = executor(d, **policy)
+    proposals = np.array([np.full(d, 4.0), np.full(d, 6.0)])
+    clock = [0]
+
+    def run(n):
+        guard_offers(ex.state, proposals, clock[0], n)
+        clock[0] += n
+
+    return run
+
+
+def _guard_observe_probe():
+    ex = executor(16)
+    metrics, clock = np.array([10.0, 0.0]), [0]
+
+    def run(n):
+        _guard_observes(ex.state, metrics, clock[0], n)
+        clock[0] += n
+
+    return run
+
+
 # name -> a factory returning run(n): perform n calls of the kernel
 PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "step.njit.d2": lambda: _njit_step_probe(2),
@@ -153,6 +207,9 @@ PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "step.python.d16": lambda: _python_step_probe(16),
     "rng.next": _rng_next_probe,
     "rng.rademacher.d16": lambda: _rng_rademacher_probe(16),
+    "guard.offer.accept.d16": lambda: _guard_offer_probe(16),  # validate + stage + flip, every offer applied
+    "guard.offer.reject.d16": lambda: _guard_offer_probe(16, mode="reject", max_delta=0.1),  # full check, rejected
+    "guard.observe.d16": _guard_observe_probe,
 }
 CALIBRATION = "calibration"
 

@@ -44,7 +44,8 @@ _FIELDS = [
 ]
 _SIZE = np.dtype(_FIELDS).itemsize
 HEADER = np.dtype({"names": [f[0] for f in _FIELDS], "formats": [f[1] if len(f) == 2 else (f[1], f[2]) for f in _FIELDS],
-                   "offsets": [np.dtype(_FIELDS).fields[f[0]][1] for f in _FIELDS], "itemsize": -(-_SIZE // 64) * 64})
+                   "offsets": [np.dtype(_FIELDS).fields[f[0]][1] for f in _FIELDS], "itemsize": -(-_SIZE // 64) * 64},
+                  align=True)
 HEADER_BYTES = HEADER.itemsize  # the matrix starts this many bytes into the buffer
 HEADER_WORDS = HEADER_BYTES // 8
 

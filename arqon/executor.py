@@ -1,0 +1,220 @@
+"""``Executor``: the Tier-1 safety executor's Python face. It is the only thing that changes live parameters."""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import numpy as np
+
+from arqon.config import ConfigError
+from arqon.kernels import guard as g
+from arqon.kernels._jit import entry_point
+from arqon.policy import SLO_OPS, Policy, load_policy
+from arqon.tuner import Tuner
+
+Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
+    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "COOLDOWN", "DWELL", "RATE_LIMIT", "RISK_BUDGET",
+    "HALTED", "SAFE_MODE", "REJECTED", "NO_CHANGE", "NOTHING_STAGED", "BAD_STATE", "APPLIED", "STAGE_PASSED",
+    "PROMOTED", "SLO_BREACH", "CANARY_FAILED", "DEADLINE", "ROLLED_BACK", "ABORTED", "SAFE_MODE_ENTERED", "KILLED",
+    "OPERATOR_RESUMED")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
+Flags.__doc__ = "Reasons (why a proposal was clipped or rejected) and events (what changed), as bit flags."
+REASONS = (Flags.NONFINITE | Flags.NOT_ALLOWED | Flags.OUT_OF_BOUNDS | Flags.MAX_DELTA | Flags.COOLDOWN | Flags.DWELL
+           | Flags.RATE_LIMIT | Flags.RISK_BUDGET | Flags.HALTED | Flags.SAFE_MODE)
+
+
+class Phase(enum.IntEnum):
+    KNOWN_GOOD = g.KNOWN_GOOD
+    STAGED = g.STAGED
+    CANARY = g.CANARY
+    PAUSED = g.PAUSED
+    ROLLED_BACK = g.ROLLED_BACK_PHASE
+    HALTED = g.HALTED_PHASE
+
+
+_OFFER, _PROPOSE, _APPLY, _OBSERVE = (entry_point(k) for k in (g.guard_offer, g.guard_propose, g.guard_apply,
+                                                                 g.guard_observe))
+_SNAPBACK, _KILL, _RESUME, _SHADOW = (entry_point(k) for k in (g.guard_snapback, g.guard_kill, g.guard_resume,
+                                                                 g.guard_shadow))
+
+
+def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
+    """Allocate and fill an executor state for ``tuner``'s parameters under ``policy``; ConfigError if they disagree."""
+    params = tuner.config.params
+    names = [p.name for p in params]
+    unknown = sorted(set(policy.params) - set(names))
+    if unknown:
+        raise ConfigError(f"policy: params names parameters the tuner does not have: {', '.join(unknown)}")
+    d, slos = len(params), policy.parsed_slos
+    stages = policy.canary.stages if policy.canary else []
+    width = max(d, len(policy.metrics), len(slos), len(stages), 1)
+    buf = np.zeros(g.GUARD_HEADER_WORDS + g.GUARD_ROWS * width)
+    state = buf[: g.GUARD_HEADER_WORDS].view(g.GUARD_HEADER)
+    m = buf[g.GUARD_HEADER_WORDS:].reshape(g.GUARD_ROWS, width)
+
+    baseline = dict(tuner.recommend())
+    for name, value in (policy.baseline or {}).items():
+        if name not in baseline:
+            raise ConfigError(f"policy: baseline names {name!r}, which the tuner does not have")
+        baseline[name] = value
+    for i, p in enumerate(params):
+        rule = policy.params.get(p.name)
+        if rule is None:
+            raise ConfigError(f"policy: the tuner tunes {p.name!r} but params does not allow changing it; add it to "
+                              "params, or drop it from the tuner")
+        lo = p.min if rule.min is None else rule.min
+        hi = p.max if rule.max is None else rule.max
+        if p.min < lo or p.max > hi:
+            raise ConfigError(f"policy: params.{p.name} bounds [{lo}, {hi}] do not contain the tuner's "
+                              f"[{p.min}, {p.max}]: the tuner would propose values the executor never applies")
+        value = baseline[p.name]
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ConfigError(f"policy: baseline {p.name} = {value} is outside [{lo}, {hi}]")
+        step = rule.max_delta if rule.max_delta is not None else (
+            rule.max_delta_fraction * (hi - lo) if rule.max_delta_fraction is not None else g.NO_LIMIT)
+        if p.integer and step < g.NO_LIMIT and step != math.floor(step):
+            raise ConfigError(f"policy: params.{p.name} is an integer parameter: its max delta must be whole, got "
+                              f"{step}")
+        m[[g.SNAP0, g.SNAP1, g.BASELINE], i] = value
+        m[g.LO, i], m[g.HI, i], m[g.MAX_STEP, i] = lo, hi, step
+        m[g.ALLOWED, i], m[g.COOLDOWN_STEPS, i], m[g.UNTIL, i] = 1.0, rule.cooldown, g.NEVER
+    index = {name: j for j, name in enumerate(policy.metrics)}
+    for s, slo in enumerate(slos):
+        m[g.SLO_METRIC, s], m[g.SLO_OP, s] = index[slo.metric], SLO_OPS[slo.op]
+        m[g.SLO_LIMIT, s], m[g.SLO_RELATIVE, s] = slo.limit, float(slo.relative)
+    for k, stage in enumerate(stages):
+        m[g.STAGE_SAMPLES, k], m[g.STAGE_REGRESSION, k] = stage.min_samples, stage.max_regression
+
+    h = state[0]
+    h["magic"], h["d"], h["width"] = g.MAGIC, d, width
+    h["n_metrics"], h["n_slos"], h["n_stages"] = len(policy.metrics), len(slos), len(stages)
+    h["reject_mode"] = int(policy.mode == "reject")
+    h["phase"], h["now"], h["last_apply"] = g.KNOWN_GOOD, g.NEVER, g.NEVER
+    h["dwell"] = policy.cooldown
+    if policy.rate_limit:
+        h["rate_applies"], h["rate_window"] = policy.rate_limit.applies, policy.rate_limit.window
+    h["risk_budget"] = policy.risk_budget or 0
+    h["deadline"], h["safe_mode_after"] = policy.progress_deadline, policy.safe_mode_after
+    h["smoothing"] = policy.baseline_smoothing
+    if policy.canary:
+        h["judged"] = index[policy.canary.metric]
+        h["judged_sense"] = 1.0 if policy.canary.direction == "minimize" else -1.0
+    return state
+
+
+class Executor:
+    """Applies a tuner's proposals to live parameters under a policy: validate, clip or reject, stage, flip, canary,
+    promote or roll back. ``live`` is what the system should run with; every call takes the caller's step ``now``."""
+
+    def __init__(self, policy, tuner: Tuner):
+        self.policy = load_policy(policy)
+        self.names = tuner.names
+        self._state = build_guard_state(self.policy, tuner)
+        width = int(self._state[0]["width"])
+        self._mat = self._state.base[g.GUARD_HEADER_WORDS:].reshape(g.GUARD_ROWS, width)
+        self._d = len(self.names)
+        self._metrics = np.full(width, np.nan)
+        self._proposal = np.zeros(self._d)
+
+    @property
+    def state(self) -> np.ndarray:
+        """The executor state (one array), for ``arqon.kernels.guard`` kernels inside @njit code."""
+        return self._state
+
+    @property
+    def live(self) -> np.ndarray:
+        """A consistent copy of the live snapshot: read between two equal, even values of the write sequence, so a
+        snapshot being written by another thread is never returned half-written."""
+        h, m, d = self._state[0], self._mat, self._d
+        while True:
+            seq = int(h["seq"])
+            if seq & 1:
+                continue
+            values = m[int(h["live"]), :d].copy()
+            if int(h["seq"]) == seq:
+                return values
+
+    @property
+    def baseline(self) -> dict:
+        return dict(zip(self.names, self._mat[g.BASELINE, : self._d].tolist(), strict=True))
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(int(self._state[0]["phase"]))
+
+    @property
+    def generation(self) -> int:
+        """Number of flips so far: every apply and every rollback."""
+        return int(self._state[0]["generation"])
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self._state[0]["safe_mode"])
+
+    def counters(self) -> dict:
+        h = self._state[0]
+        return {k: int(h[f"n_{k}"]) for k in ("proposals", "rejected", "applied", "rollbacks", "promoted", "breaches")}
+
+    def _vector(self, x) -> np.ndarray:
+        if isinstance(x, dict):
+            missing = [n for n in self.names if n not in x]
+            if missing or len(x) != self._d:
+                raise ValueError(f"proposal must name exactly {list(self.names)}; missing {missing}")
+            x = [x[n] for n in self.names]
+        self._proposal[:] = x  # raises on a wrong length
+        return self._proposal
+
+    def offer(self, x, now: int) -> Flags:
+        """Validate ``x`` (clip or reject), stage it and make it live, starting its canary."""
+        return Flags(_OFFER(self._state, self._vector(x), int(now)))
+
+    def propose(self, x, now: int) -> Flags:
+        """Validate and stage ``x`` without making it live (``apply`` does that)."""
+        return Flags(_PROPOSE(self._state, self._vector(x), int(now)))
+
+    def apply(self, now: int) -> Flags:
+        return Flags(_APPLY(self._state, int(now)))
+
+    def observe(self, metrics, now: int) -> Flags:
+        """The live system's metrics at step ``now`` (a mapping by name or a sequence in ``policy.metrics`` order; NaN
+        or a missing name means no data). A hard SLO breach rolls back in this call."""
+        names = self.policy.metrics
+        if isinstance(metrics, dict):
+            unknown = sorted(set(metrics) - set(names))
+            if unknown:
+                raise ValueError(f"unknown metrics {unknown}; the policy declares {names}")
+            self._metrics[: len(names)] = [metrics.get(n, math.nan) for n in names]
+        else:
+            if len(metrics) != len(names):
+                raise ValueError(f"expected {len(names)} metrics {names}, got {len(metrics)}")
+            self._metrics[: len(names)] = metrics
+        return Flags(_OBSERVE(self._state, self._metrics, int(now)))
+
+    def shadow(self, x, now: int) -> tuple[np.ndarray, Flags]:
+        """Shadow mode: what ``offer(x)`` would make live, and why, without changing anything live."""
+        out = np.zeros(self._d)
+        return out, Flags(_SHADOW(self._state, self._vector(x), out, int(now)))
+
+    def snapback(self, now: int) -> Flags:
+        """Make the known-good snapshot live now, whatever the cooldowns, limits or analysis say."""
+        return Flags(_SNAPBACK(self._state, int(now)))
+
+    def kill(self, now: int) -> Flags:
+        """Kill switch: known-good goes live and every proposal is refused until ``resume``."""
+        return Flags(_KILL(self._state, int(now)))
+
+    def resume(self, now: int) -> Flags:
+        """The operator's way out of the kill switch and of safe mode."""
+        return Flags(_RESUME(self._state, int(now)))
+
+    def step(self, tuner: Tuner, metrics, value: float, now: int) -> Flags:
+        """One turn of measure, decide, apply. ``metrics`` and ``value`` (the tuner's cost) were measured with the
+        snapshot live before this call. The tuner is told ``value`` only if that snapshot is its pending proposal;
+        otherwise its proposal stays pending while the executor moves the live values toward it within the policy.
+        Then the metrics are observed (which may roll back) and the tuner's next proposal is offered."""
+        measured = self.live
+        pending = tuner.ask()
+        if np.array_equal(measured, pending):
+            tuner.tell(value)
+        flags = self.observe(metrics, now)
+        return flags | self.offer(tuner.ask(), now)

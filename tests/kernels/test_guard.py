@@ -1,0 +1,279 @@
+"""The safety executor's kernels under random policies and random streams of proposals, metrics and operator calls.
+
+A checker written apart from the kernels tracks what must hold after every call: live within bounds; every change of a
+live value within max delta, cooldowns, dwell, rate limit and risk budget unless it is a rollback to known-good; every
+rejection carries a reason; a hard SLO breach or the kill switch leaves known-good live in the same call; nothing
+changes live while halted or in safe mode.
+"""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arqon
+from arqon.executor import Executor
+from arqon.kernels import guard as g
+from arqon.kernels.rng import rng_seed, rng_uniform
+
+TOTAL = {"proposals": 0, "violations": 0}
+
+# violation codes (the checker's, not the kernel's)
+V_BOUNDS, V_DELTA, V_COOLDOWN, V_DWELL, V_RATE, V_RISK, V_NO_REASON, V_BREACH, V_KILL, V_BLOCKED, V_FOREIGN = range(11)
+
+
+@numba.njit
+def drive(state, lo, hi, max_step, cooldown, dwell, rate_n, rate_w, risk, seed, steps, violations):
+    """Random calls against the executor; counts what the checker finds in ``violations``. Returns proposals made."""
+    m = g.guard_live(state)  # noqa: F841  (compiles the view kernel too)
+    d = lo.shape[0]
+    rng = np.zeros(4, np.uint64)
+    rng_seed(rng, np.uint64(seed))
+    proposal = np.zeros(d)
+    metrics = np.zeros(1)
+    prev = g.guard_live(state).copy()
+    baseline = prev.copy()
+    last_change = np.full(d, -(2**62))
+    applies = np.full(steps + 1, -(2**62))
+    n_applies = 0
+    last_apply = -(2**62)
+    halted = False
+    proposals = 0
+    now = 0
+    for _ in range(steps):
+        now += 0 if rng_uniform(rng) < 0.1 else 1 + np.int64(rng_uniform(rng) * 3)
+        u = rng_uniform(rng)
+        if u < 0.55:  # a proposal: mostly near live, some far, some NaN
+            for i in range(d):
+                span = hi[i] - lo[i]
+                r = rng_uniform(rng)
+                if r < 0.7:
+                    proposal[i] = prev[i] + (rng_uniform(rng) - 0.5) * 4 * min(max_step[i], span)
+                elif r < 0.97:
+                    proposal[i] = lo[i] - span + 3 * span * rng_uniform(rng)
+                else:
+                    proposal[i] = prev[i]
+            if rng_uniform(rng) < 0.01:
+                proposal[np.int64(rng_uniform(rng) * d)] = np.nan
+            flags = g.guard_offer(state, proposal, now)
+            proposals += 1
+            if flags & g.REJECTED and not flags & (g.NONFINITE | g.NOT_ALLOWED | g.OUT_OF_BOUNDS | g.MAX_DELTA
+                                                     | g.COOLDOWN | g.DWELL | g.RATE_LIMIT | g.RISK_BUDGET
+                                                     | g.HALTED | g.SAFE_MODE):
+                violations[V_NO_REASON] += 1
+        elif u < 0.95:  # metrics: 3% breach the SLO "m <= 1"
+            metrics[0] = 2.0 if rng_uniform(rng) < 0.03 else rng_uniform(rng)
+            flags = g.guard_observe(state, metrics, now)
+        elif u < 0.97:
+            flags = g.guard_snapback(state, now)
+        elif u < 0.985:
+            flags = g.guard_kill(state, now)
+        else:
+            flags = g.guard_resume(state, now)
+        live = g.guard_live(state)
+        h = state[0]
+        if flags & g.KILLED:
+            halted = True
+        if flags & g.OPERATOR_RESUMED:
+            halted = False
+        if flags & g.PROMOTED:
+            baseline[:] = live
+        rollback = (flags & (g.ROLLED_BACK | g.KILLED)) != 0
+        if rollback and flags & g.APPLIED:
+            prev[:] = baseline  # one offer call: a candidate past its deadline rolled back, then a new one applied
+        changed = False
+        for i in range(d):
+            if live[i] != prev[i]:
+                changed = True
+        for i in range(d):
+            if not (lo[i] <= live[i] <= hi[i]):
+                violations[V_BOUNDS] += 1
+        if rollback and not flags & g.APPLIED:
+            for i in range(d):
+                if live[i] != baseline[i]:
+                    violations[V_KILL if flags & g.KILLED else V_BREACH] += 1
+        elif changed:
+            if halted or h["safe_mode"] != 0 and not flags & g.SAFE_MODE_ENTERED:
+                violations[V_BLOCKED] += 1
+            if not flags & g.APPLIED:
+                violations[V_FOREIGN] += 1
+            differs = 0
+            for i in range(d):
+                if live[i] != prev[i]:
+                    if abs(live[i] - prev[i]) > max_step[i] * (1 + 1e-12):
+                        violations[V_DELTA] += 1
+                    if now - last_change[i] < cooldown[i]:
+                        violations[V_COOLDOWN] += 1
+                    last_change[i] = now
+                if live[i] != baseline[i]:
+                    differs += 1
+            if risk > 0 and differs > risk:
+                violations[V_RISK] += 1
+            if now - last_apply < dwell:
+                violations[V_DWELL] += 1
+            last_apply = now
+            applies[n_applies] = now
+            n_applies += 1
+            if rate_n > 0:
+                in_window = 0
+                for k in range(n_applies):
+                    if applies[k] > now - rate_w:
+                        in_window += 1
+                if in_window > rate_n:
+                    violations[V_RATE] += 1
+        if flags & g.SLO_BREACH and (h["phase"] == g.CANARY or h["phase"] == g.PAUSED):
+            violations[V_BREACH] += 1  # a breach must never leave a candidate live
+        prev[:] = live
+    return proposals
+
+
+def policies():
+    param = st.fixed_dictionaries({
+        "lo": st.floats(-1e3, 1e3), "span": st.floats(1e-3, 1e3), "delta": st.one_of(st.none(), st.floats(0.01, 1.0)),
+        "cooldown": st.integers(0, 5),
+    })
+    return st.fixed_dictionaries({
+        "params": st.lists(param, min_size=1, max_size=8),
+        "mode": st.sampled_from(["clip", "reject"]),
+        "cooldown": st.integers(0, 4),
+        "rate": st.one_of(st.none(), st.tuples(st.integers(1, 5), st.integers(1, 30))),
+        "risk": st.one_of(st.none(), st.integers(1, 4)),
+        "stages": st.lists(st.tuples(st.integers(1, 4), st.floats(0, 0.5)), max_size=3),
+        "seed": st.integers(0, 2**63 - 1),
+    })
+
+
+def build(spec):
+    tuner = arqon.Tuner({"params": [{"name": f"p{i}", "min": p["lo"], "max": p["lo"] + p["span"]}
+                                    for i, p in enumerate(spec["params"])]})
+    policy = {"params": {f"p{i}": ({"max_delta_fraction": p["delta"]} if p["delta"] else {}) | {
+        "cooldown": p["cooldown"]} for i, p in enumerate(spec["params"])},
+        "mode": spec["mode"], "cooldown": spec["cooldown"], "metrics": ["m"], "slos": ["m <= 1"],
+        "safe_mode_after": 4, "progress_deadline": 50}
+    if spec["rate"]:
+        policy["rate_limit"] = {"applies": spec["rate"][0], "window": spec["rate"][1]}
+    if spec["risk"]:
+        policy["risk_budget"] = spec["risk"]
+    if spec["stages"]:
+        policy["canary"] = {"metric": "m", "stages": [{"min_samples": n, "max_regression": r}
+                                                      for n, r in spec["stages"]]}
+    ex = Executor(policy, tuner)
+    lo = np.array([p["lo"] for p in spec["params"]])
+    hi = lo + np.array([p["span"] for p in spec["params"]])
+    step = np.array([p["delta"] * p["span"] if p["delta"] else np.inf for p in spec["params"]])
+    cooldown = np.array([p["cooldown"] for p in spec["params"]], np.int64)
+    rate_n, rate_w = spec["rate"] or (0, 1)
+    return ex, (lo, hi, step, cooldown, spec["cooldown"], rate_n, rate_w, spec["risk"] or 0)
+
+
+STEPS = 40_000
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(policies())
+def test_random_policies_and_streams_never_break_the_guardrails(spec):
+    ex, limits = build(spec)
+    violations = np.zeros(11, np.int64)
+    proposals = drive(ex.state, *limits, spec["seed"] % 2**63, STEPS, violations)
+    TOTAL["proposals"] += proposals
+    TOTAL["violations"] += int(violations.sum())
+    assert violations.sum() == 0, dict(zip(["bounds", "delta", "cooldown", "dwell", "rate", "risk", "no reason",
+                                            "breach", "kill", "blocked", "foreign"], violations.tolist()))
+
+
+def test_the_random_check_covered_a_million_proposals():
+    """Runs after the property test (file order): the total it checked."""
+    print(f"\nrandom proposals checked: {TOTAL['proposals']:,}; violations: {TOTAL['violations']}")
+    assert TOTAL["proposals"] >= 1_000_000 and TOTAL["violations"] == 0
+
+
+def _executor(**policy):
+    tuner = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 10, "init": 5},
+                                    {"name": "b", "min": 0, "max": 1, "init": 0.5}]})
+    return Executor({"params": {"a": {"max_delta": 1.0}, "b": {}}, "metrics": ["lat", "err"],
+                     "slos": ["lat <= 50", "err < 0.01"], **policy}, tuner)
+
+
+def test_breach_rolls_back_in_the_same_step_and_kill_too():
+    ex = _executor()
+    ex.observe({"lat": 10, "err": 0}, 0)
+    assert ex.offer([6, 0.7], 1) & ex_flags("APPLIED")
+    assert ex.live.tolist() == [6, 0.7]
+    flags = ex.observe({"lat": 60, "err": 0}, 2)
+    assert flags & ex_flags("SLO_BREACH") and flags & ex_flags("ROLLED_BACK")
+    assert ex.live.tolist() == [5, 0.5]  # steps from breach to baseline live: this one
+    ex.offer([6, 0.5], 3)
+    assert ex.kill(4) & ex_flags("KILLED") and ex.live.tolist() == [5, 0.5]
+    assert ex.offer([6, 0.5], 5) & ex_flags("HALTED") and ex.live.tolist() == [5, 0.5]
+    assert ex.phase.name == "HALTED"
+    ex.resume(6)
+    assert ex.offer([6, 0.5], 7) & ex_flags("APPLIED")
+
+
+def ex_flags(name):
+    from arqon.executor import Flags
+
+    return Flags[name]
+
+
+def test_canary_stages_confidence_gate_and_promotion():
+    ex = _executor(canary={"metric": "lat", "stages": [{"min_samples": 3, "max_regression": 0.1},
+                                                       {"min_samples": 2, "max_regression": 0.1}]})
+    for now in range(5):
+        ex.observe({"lat": 10, "err": 0}, now)
+    ex.offer([6, 0.5], 5)
+    events = [ex.observe({"lat": 10.5, "err": 0}, now) for now in range(6, 11)]
+    assert [bool(e & ex_flags("STAGE_PASSED")) for e in events] == [False, False, True, False, True]
+    assert events[-1] & ex_flags("PROMOTED") and ex.baseline == {"a": 6.0, "b": 0.5}
+    ex.observe({"lat": 10, "err": 0}, 11)
+    ex.offer([7, 0.5], 12)
+    ex.observe({"lat": math.nan, "err": 0}, 13)
+    assert ex.phase.name == "PAUSED"  # no data: the analysis waits
+    ex.observe({"lat": 13, "err": 0}, 14)
+    ex.observe({"lat": 13, "err": 0}, 15)
+    flags = ex.observe({"lat": 13, "err": 0}, 16)  # 30% worse than the known-good 10
+    assert flags & ex_flags("CANARY_FAILED") and ex.live.tolist() == [6, 0.5]
+
+
+def test_relative_slo_deadline_and_safe_mode():
+    ex = _executor(metrics=["thr"], slos=["thr >= 0.95 * baseline"], progress_deadline=5, safe_mode_after=2,
+                   canary={"metric": "thr", "direction": "maximize", "stages": [{"min_samples": 100}]})
+    ex.observe([100.0], 0)
+    ex.offer([6, 0.5], 1)
+    assert ex.observe([96.0], 2) == 0  # within 95% of the known-good level
+    assert ex.observe([94.0], 3) & ex_flags("ROLLED_BACK")
+    ex.offer([6, 0.5], 4)
+    flags = ex.observe([99.0], 10)  # the canary has waited past its deadline
+    assert flags & ex_flags("DEADLINE") and flags & ex_flags("SAFE_MODE_ENTERED") and ex.safe_mode
+    assert ex.offer([6, 0.5], 11) & ex_flags("SAFE_MODE") and ex.live.tolist() == [5, 0.5]
+
+
+def test_shadow_changes_nothing_live():
+    ex = _executor(mode="reject")
+    before = ex.state.base.copy()
+    candidate, flags = ex.shadow([9, 0.5], 0)
+    assert flags & ex_flags("MAX_DELTA") and flags & ex_flags("REJECTED") and candidate.tolist() == [5, 0.5]
+    ex2 = _executor()
+    candidate, flags = ex2.shadow([9, 2.0], 0)
+    assert candidate.tolist() == [6, 1.0] and flags & ex_flags("OUT_OF_BOUNDS")
+    after = ex.state.base.copy()
+    scratch = slice(g.GUARD_HEADER_WORDS + g.SCRATCH * 2, g.GUARD_HEADER_WORDS + g.SCRATCH * 2 + 2)
+    after[scratch] = before[scratch]
+    assert after.tobytes() == before.tobytes()
+
+
+def test_policy_and_tuner_must_agree():
+    tuner = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 10}]})
+    with pytest.raises(arqon.ConfigError, match="does not allow changing it"):
+        Executor({"params": {}}, tuner)
+    with pytest.raises(arqon.ConfigError, match="do not contain the tuner's"):
+        Executor({"params": {"a": {"min": 1}}}, tuner)
+    with pytest.raises(arqon.ConfigError, match="baseline a = 20"):
+        Executor({"params": {"a": {}}, "baseline": {"a": 20}}, tuner)
+    with pytest.raises(arqon.ConfigError, match="params.a: give `max_delta` or `max_delta_fraction`"):
+        Executor({"params": {"a": {"max_delta": 1, "max_delta_fraction": 0.1}}}, tuner)
+    with pytest.raises(arqon.ConfigError, match=r"slos\[0\]: cannot read SLO"):
+        Executor({"params": {"a": {}}, "metrics": ["x"], "slos": ["x == 3"]}, tuner)
