@@ -60,6 +60,35 @@ def test_njit_step_allocates_nothing():
 
 
 @needs_jit
+def test_guard_kernels_allocate_nothing():
+    code = """
+        import numba, numpy as np
+        from numba.core.runtime import rtsys
+        from arqon.contracts import executor, guard_offers
+        from arqon.kernels import guard
+
+        @numba.njit
+        def observe_loop(state, metrics, start, n):
+            for i in range(start, start + n):
+                metrics[0] = 60.0 if i % 97 == 0 else 10.0  # some breaches: rollbacks happen too
+                guard.guard_observe(state, metrics, i)
+
+        ex = executor(16, canary={"metric": "lat", "stages": [{"min_samples": 3}]})
+        proposals, metrics = np.array([np.full(16, 4.0), np.full(16, 6.0)]), np.array([10.0, 0.0])
+        guard_offers(ex.state, proposals, 0, 10); observe_loop(ex.state, metrics, 0, 10)
+        def allocs(f, *args):
+            before = rtsys.get_allocation_stats(); f(*args); after = rtsys.get_allocation_stats()
+            return after.alloc - before.alloc
+        boundary = allocs(guard_offers, ex.state, proposals, 10, 0), allocs(observe_loop, ex.state, metrics, 10, 0)
+        print(allocs(guard_offers, ex.state, proposals, 20, 100_000) - boundary[0],
+              allocs(observe_loop, ex.state, metrics, 200_000, 100_000) - boundary[1], ex.counters()["applied"],
+              ex.counters()["rollbacks"])
+    """
+    offers, observes, applied, rollbacks = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    assert offers == 0 and observes == 0 and applied > 50_000 and rollbacks > 0
+
+
+@needs_jit
 def test_python_step_does_not_grow_memory():
     t = arqon.Tuner(space(16, seed=1))
     x = t.ask()
