@@ -26,16 +26,12 @@ import numba
 import numpy as np
 from msgspec import Meta
 
-from arqon.config import ConfigError
+from arqon.config import ConfigError, _Struct, decode
 from arqon.kernels import guard, rng_next, rng_rademacher, step
 from arqon.kernels._jit import borrow
 
 Positive = Annotated[float, Meta(gt=0.0)]
 Mode = Literal["ratio", "ns", "both"]
-
-
-class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
 
 
 class Budget(_Struct):
@@ -55,20 +51,11 @@ class Budgets(_Struct):
 
 
 def load_budgets(path: str | Path | None = None) -> Budgets:
-    """Decode a budgets TOML file (default: the one shipped with arqon)."""
+    """Decode a budgets file, TOML or JSON or YAML by its suffix (default: the TOML shipped with arqon)."""
     if path is None:
-        text, origin = resources.files("arqon").joinpath("contracts.toml").read_bytes(), "arqon/contracts.toml"
-    else:
-        try:
-            text, origin = Path(path).read_bytes(), str(path)
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return msgspec.toml.decode(text, type=Budgets)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"{origin}: {e}") from None
-    except msgspec.DecodeError as e:
-        raise ConfigError(f"{origin}: not valid TOML: {e}") from None
+        with resources.as_file(resources.files("arqon").joinpath("contracts.toml")) as shipped:
+            return decode(shipped, Budgets)
+    return decode(Path(path), Budgets)
 
 
 # -- what is measured -------------------------------------------------------------------------------------------------

@@ -19,8 +19,6 @@ Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
     "PROMOTED", "SLO_BREACH", "CANARY_FAILED", "DEADLINE", "ROLLED_BACK", "ABORTED", "SAFE_MODE_ENTERED", "KILLED",
     "OPERATOR_RESUMED")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
 Flags.__doc__ = "Reasons (why a proposal was clipped or rejected) and events (what changed), as bit flags."
-REASONS = (Flags.NONFINITE | Flags.NOT_ALLOWED | Flags.OUT_OF_BOUNDS | Flags.MAX_DELTA | Flags.COOLDOWN | Flags.DWELL
-           | Flags.RATE_LIMIT | Flags.RISK_BUDGET | Flags.HALTED | Flags.SAFE_MODE)
 
 
 class Phase(enum.IntEnum):
@@ -48,9 +46,8 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
     d, slos = len(params), policy.parsed_slos
     stages = policy.canary.stages if policy.canary else []
     width = max(d, len(policy.metrics), len(slos), len(stages), 1)
-    buf = np.zeros(g.GUARD_HEADER_WORDS + g.GUARD_ROWS * width)
-    state = buf[: g.GUARD_HEADER_WORDS].view(g.GUARD_HEADER)
-    m = buf[g.GUARD_HEADER_WORDS:].reshape(g.GUARD_ROWS, width)
+    state = g.new_guard_state(width)
+    m = g.guard_matrix(state)
 
     baseline = dict(tuner.recommend())
     for name, value in (policy.baseline or {}).items():
@@ -86,7 +83,7 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
         m[g.STAGE_SAMPLES, k], m[g.STAGE_REGRESSION, k] = stage.min_samples, stage.max_regression
 
     h = state[0]
-    h["magic"], h["d"], h["width"] = g.MAGIC, d, width
+    h["d"] = d
     h["n_metrics"], h["n_slos"], h["n_stages"] = len(policy.metrics), len(slos), len(stages)
     h["reject_mode"] = int(policy.mode == "reject")
     h["phase"], h["now"], h["last_apply"] = g.KNOWN_GOOD, g.NEVER, g.NEVER
@@ -110,10 +107,9 @@ class Executor:
         self.policy = load_policy(policy)
         self.names = tuner.names
         self._state = build_guard_state(self.policy, tuner)
-        width = int(self._state[0]["width"])
-        self._mat = self._state.base[g.GUARD_HEADER_WORDS:].reshape(g.GUARD_ROWS, width)
+        self._mat = g.guard_matrix(self._state)
         self._d = len(self.names)
-        self._metrics = np.full(width, np.nan)
+        self._metrics = np.full(self._mat.shape[1], np.nan)
         self._proposal = np.zeros(self._d)
 
     @property

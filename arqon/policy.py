@@ -14,9 +14,9 @@ import msgspec
 from msgspec import Meta
 
 from arqon.config import ConfigError, Name, _Struct, decode
+from arqon.kernels.guard import RATE_MAX  # most applies a rate limit may allow per window (the kernel keeps them)
 
 Steps = Annotated[int, Meta(ge=0, le=2**40)]
-RATE_MAX = 64  # most applies a rate limit may allow per window (the kernel keeps that many apply times)
 
 
 class ParamPolicy(_Struct):

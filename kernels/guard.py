@@ -15,6 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import borrow, kernel, view_at
+from .state import allocate, padded_record, rows_of
 
 # reasons
 NONFINITE = 1 << 0
@@ -71,11 +72,7 @@ _FIELDS = [
     ("judged_sense", np.float64), ("smoothing", np.float64), ("stage_sum", np.float64),
     ("apply_times", np.int64, (RATE_MAX,)),
 ]
-_SIZE = np.dtype(_FIELDS).itemsize
-GUARD_HEADER = np.dtype({"names": [f[0] for f in _FIELDS],
-                         "formats": [f[1] if len(f) == 2 else (f[1], f[2]) for f in _FIELDS],
-                         "offsets": [np.dtype(_FIELDS).fields[f[0]][1] for f in _FIELDS],
-                         "itemsize": -(-_SIZE // 64) * 64}, align=True)
+GUARD_HEADER = padded_record(_FIELDS)
 GUARD_HEADER_BYTES = GUARD_HEADER.itemsize
 GUARD_HEADER_WORDS = GUARD_HEADER_BYTES // 8
 
@@ -483,6 +480,18 @@ def guard_shadow(state, proposal, out, now):
     for i in range(h[0]["d"]):
         out[i] = m[source, i]
     return reasons
+
+
+def new_guard_state(width):
+    """A zeroed executor state whose matrix is (GUARD_ROWS, width) (the shell fills it in)."""
+    state = allocate(GUARD_HEADER, GUARD_ROWS, width)
+    state[0]["magic"], state[0]["width"] = MAGIC, width
+    return state
+
+
+def guard_matrix(state):
+    """The (GUARD_ROWS, width) matrix of an executor state as a NumPy view."""
+    return rows_of(state, GUARD_ROWS)
 
 
 @kernel(t.float64[::1](GUARD_TYPE))

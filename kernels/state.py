@@ -8,6 +8,31 @@ argument. Kernels index rows of the matrix by the constants below.
 import numba
 import numpy as np
 
+
+
+def padded_record(fields):
+    """A record dtype with ``fields`` at their packed offsets, its size rounded up to 64 bytes (a whole number of
+    float64 words and cache lines), declared aligned so Numba treats it as such."""
+    packed = np.dtype(fields)
+    return np.dtype({"names": list(packed.names), "formats": [packed.fields[n][0] for n in packed.names],
+                     "offsets": [packed.fields[n][1] for n in packed.names],
+                     "itemsize": -(-packed.itemsize // 64) * 64}, align=True)
+
+
+def allocate(header, rows, width):
+    """A zeroed buffer of one ``header`` record then a (rows, width) float64 matrix; returns the header view."""
+    words = header.itemsize // 8
+    return np.zeros(words + rows * width)[:words].view(header)
+
+
+def rows_of(state, rows):
+    """The (rows, width) matrix behind a state made by ``allocate``, as a NumPy view."""
+    buf = state.base
+    if buf is None or buf.dtype != np.float64 or buf.ctypes.data != state.ctypes.data:
+        raise ValueError("not a tuner state: build states with arqon.kernels.new_state or arqon.Tuner")
+    return buf[state.dtype.itemsize // 8:].reshape(rows, -1)
+
+
 MAGIC = 0x6172716F6E5F5332  # "arqon_S2": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
@@ -42,12 +67,8 @@ _FIELDS = [
     ("seed", np.uint64),
     ("rng", np.uint64, (4,)),  # xoshiro256** state
 ]
-_SIZE = np.dtype(_FIELDS).itemsize
-HEADER = np.dtype({"names": [f[0] for f in _FIELDS], "formats": [f[1] if len(f) == 2 else (f[1], f[2]) for f in _FIELDS],
-                   "offsets": [np.dtype(_FIELDS).fields[f[0]][1] for f in _FIELDS], "itemsize": -(-_SIZE // 64) * 64},
-                  align=True)
+HEADER = padded_record(_FIELDS)
 HEADER_BYTES = HEADER.itemsize  # the matrix starts this many bytes into the buffer
-HEADER_WORDS = HEADER_BYTES // 8
 
 # Rows of the state matrix.
 X = 0  # proposal in user units (what ask returns)
@@ -73,8 +94,7 @@ MAT_TYPE = numba.float64[:, ::1]
 
 def new_state(d):
     """A zeroed state for ``d`` parameters, magic and size set (the shell fills in the rest)."""
-    buf = np.zeros(HEADER_WORDS + ROWS * d)
-    state = buf[:HEADER_WORDS].view(HEADER)
+    state = allocate(HEADER, ROWS, d)
     state[0]["magic"] = MAGIC
     state[0]["d"] = d
     return state
@@ -82,7 +102,4 @@ def new_state(d):
 
 def matrix(state):
     """The (ROWS, d) matrix of ``state`` as a NumPy view."""
-    buf = state.base
-    if buf is None or buf.dtype != np.float64 or buf.ctypes.data != state.ctypes.data:
-        raise ValueError("not a tuner state: build states with arqon.kernels.new_state or arqon.Tuner")
-    return buf[HEADER_WORDS:].reshape(ROWS, int(state[0]["d"]))
+    return rows_of(state, ROWS)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arqon
-from arqon.executor import Executor
+from arqon.executor import Executor, Flags
 from arqon.kernels import guard as g
 from arqon.kernels.rng import rng_seed, rng_uniform
 
@@ -200,23 +200,17 @@ def _executor(**policy):
 def test_breach_rolls_back_in_the_same_step_and_kill_too():
     ex = _executor()
     ex.observe({"lat": 10, "err": 0}, 0)
-    assert ex.offer([6, 0.7], 1) & ex_flags("APPLIED")
+    assert ex.offer([6, 0.7], 1) & Flags.APPLIED
     assert ex.live.tolist() == [6, 0.7]
     flags = ex.observe({"lat": 60, "err": 0}, 2)
-    assert flags & ex_flags("SLO_BREACH") and flags & ex_flags("ROLLED_BACK")
+    assert flags & Flags.SLO_BREACH and flags & Flags.ROLLED_BACK
     assert ex.live.tolist() == [5, 0.5]  # steps from breach to baseline live: this one
     ex.offer([6, 0.5], 3)
-    assert ex.kill(4) & ex_flags("KILLED") and ex.live.tolist() == [5, 0.5]
-    assert ex.offer([6, 0.5], 5) & ex_flags("HALTED") and ex.live.tolist() == [5, 0.5]
+    assert ex.kill(4) & Flags.KILLED and ex.live.tolist() == [5, 0.5]
+    assert ex.offer([6, 0.5], 5) & Flags.HALTED and ex.live.tolist() == [5, 0.5]
     assert ex.phase.name == "HALTED"
     ex.resume(6)
-    assert ex.offer([6, 0.5], 7) & ex_flags("APPLIED")
-
-
-def ex_flags(name):
-    from arqon.executor import Flags
-
-    return Flags[name]
+    assert ex.offer([6, 0.5], 7) & Flags.APPLIED
 
 
 def test_canary_stages_confidence_gate_and_promotion():
@@ -226,8 +220,8 @@ def test_canary_stages_confidence_gate_and_promotion():
         ex.observe({"lat": 10, "err": 0}, now)
     ex.offer([6, 0.5], 5)
     events = [ex.observe({"lat": 10.5, "err": 0}, now) for now in range(6, 11)]
-    assert [bool(e & ex_flags("STAGE_PASSED")) for e in events] == [False, False, True, False, True]
-    assert events[-1] & ex_flags("PROMOTED") and ex.baseline == {"a": 6.0, "b": 0.5}
+    assert [bool(e & Flags.STAGE_PASSED) for e in events] == [False, False, True, False, True]
+    assert events[-1] & Flags.PROMOTED and ex.baseline == {"a": 6.0, "b": 0.5}
     ex.observe({"lat": 10, "err": 0}, 11)
     ex.offer([7, 0.5], 12)
     ex.observe({"lat": math.nan, "err": 0}, 13)
@@ -235,7 +229,7 @@ def test_canary_stages_confidence_gate_and_promotion():
     ex.observe({"lat": 13, "err": 0}, 14)
     ex.observe({"lat": 13, "err": 0}, 15)
     flags = ex.observe({"lat": 13, "err": 0}, 16)  # 30% worse than the known-good 10
-    assert flags & ex_flags("CANARY_FAILED") and ex.live.tolist() == [6, 0.5]
+    assert flags & Flags.CANARY_FAILED and ex.live.tolist() == [6, 0.5]
 
 
 def test_relative_slo_deadline_and_safe_mode():
@@ -244,21 +238,21 @@ def test_relative_slo_deadline_and_safe_mode():
     ex.observe([100.0], 0)
     ex.offer([6, 0.5], 1)
     assert ex.observe([96.0], 2) == 0  # within 95% of the known-good level
-    assert ex.observe([94.0], 3) & ex_flags("ROLLED_BACK")
+    assert ex.observe([94.0], 3) & Flags.ROLLED_BACK
     ex.offer([6, 0.5], 4)
     flags = ex.observe([99.0], 10)  # the canary has waited past its deadline
-    assert flags & ex_flags("DEADLINE") and flags & ex_flags("SAFE_MODE_ENTERED") and ex.safe_mode
-    assert ex.offer([6, 0.5], 11) & ex_flags("SAFE_MODE") and ex.live.tolist() == [5, 0.5]
+    assert flags & Flags.DEADLINE and flags & Flags.SAFE_MODE_ENTERED and ex.safe_mode
+    assert ex.offer([6, 0.5], 11) & Flags.SAFE_MODE and ex.live.tolist() == [5, 0.5]
 
 
 def test_shadow_changes_nothing_live():
     ex = _executor(mode="reject")
     before = ex.state.base.copy()
     candidate, flags = ex.shadow([9, 0.5], 0)
-    assert flags & ex_flags("MAX_DELTA") and flags & ex_flags("REJECTED") and candidate.tolist() == [5, 0.5]
+    assert flags & Flags.MAX_DELTA and flags & Flags.REJECTED and candidate.tolist() == [5, 0.5]
     ex2 = _executor()
     candidate, flags = ex2.shadow([9, 2.0], 0)
-    assert candidate.tolist() == [6, 1.0] and flags & ex_flags("OUT_OF_BOUNDS")
+    assert candidate.tolist() == [6, 1.0] and flags & Flags.OUT_OF_BOUNDS
     after = ex.state.base.copy()
     scratch = slice(g.GUARD_HEADER_WORDS + g.SCRATCH * 2, g.GUARD_HEADER_WORDS + g.SCRATCH * 2 + 2)
     after[scratch] = before[scratch]
