@@ -15,6 +15,8 @@ _EXPORTS = {
     "Best": "arqon.tuner", "BudgetExhausted": "arqon.tuner", "Tuner": "arqon.tuner",
     "Executor": "arqon.executor", "Flags": "arqon.executor", "Phase": "arqon.executor",
     "Policy": "arqon.policy", "load_policy": "arqon.policy",
+    "Ring": "arqon.telemetry", "Summary": "arqon.telemetry", "Telemetry": "arqon.telemetry",
+    "TelemetryConfig": "arqon.telemetry", "load_telemetry_config": "arqon.telemetry",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -11,3 +11,7 @@ class Status(enum.IntFlag):
     NOT_ASKED = _status.NOT_ASKED
     BUDGET_EXHAUSTED = _status.BUDGET_EXHAUSTED
     BAD_STATE = _status.BAD_STATE
+    DROPPED = _status.DROPPED
+    DRIFT = _status.DRIFT
+    WAITING = _status.WAITING
+    REOPENED = _status.REOPENED

@@ -9,6 +9,8 @@ import numpy as np
 from arqon.config import Config, load_config
 from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
+from arqon.kernels.stats import QUANTILE as _QUANTILE
+from arqon.kernels.telemetry import tune_from_window
 from arqon.kernels.state import (
     BEST, CENTER, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, SPAN, THETA, X,
 )
@@ -17,6 +19,7 @@ from arqon.status import Status
 _ASK = entry_point(api.ask)
 _TELL = entry_point(api.tell)
 _STEP_AT = entry_point(api.step_at)
+_TUNE_FROM_WINDOW = entry_point(tune_from_window)
 
 
 class BudgetExhausted(RuntimeError):
@@ -120,6 +123,27 @@ class Tuner:
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
         return self._x
+
+    def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
+        """Take the objective from a window of ``telemetry``: once ``metric``'s window holds ``min_samples`` samples,
+        tell its ``stat`` (``"mean"``, ``"p99"``, ...; see ``arqon.telemetry.parse_stat``), propose the next params and
+        open a new generation, so that samples from now on (measured under the new proposal) form the next window.
+        Returns the new proposal, or None while the window is still filling. When the metric's drift detector fired
+        since the last step, exploration re-opens first (``Status.REOPENED`` in ``last_status``)."""
+        from arqon.telemetry import parse_stat
+
+        m = telemetry.metric_id(metric)
+        try:
+            code, q = parse_stat(stat)
+        except ValueError as e:
+            raise ValueError(f"stat: {e}") from None
+        if code == _QUANTILE and not telemetry.config.metrics[m].sketch:
+            raise ValueError(f"stat: metric {telemetry.names[m]!r} keeps no sketch, so {stat!r} is not available")
+        if not 1 <= min_samples <= 2**62:
+            raise ValueError(f"min_samples must be at least 1, got {min_samples}")
+        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, m, code, q, int(min_samples),
+                                   telemetry._step)
+        return None if status & Status.WAITING else self._x
 
     @property
     def last_status(self) -> Status:

@@ -79,7 +79,25 @@ def _as_voidptr(typingctx, address):
     return t.voidptr(t.uintp), codegen
 
 
+def _fence(ordering):
+    @intrinsic
+    def fence(typingctx):
+        def codegen(context, builder, signature, args):
+            builder.fence(ordering)
+            return context.get_dummy_value()
+
+        return t.void(), codegen
+
+    return fence
+
+
 if config.DISABLE_JIT:
+
+    def release_fence():
+        pass
+
+    def acquire_fence():
+        pass
 
     def borrow(arr):
         return arr
@@ -90,6 +108,10 @@ if config.DISABLE_JIT:
         return np.frombuffer((ctypes.c_char * size).from_address(address), dtype).reshape(shape)
 
 else:
+    release_fence = _fence("release")
+    release_fence.__doc__ = """Order the stores before this point before the stores after it (a compiler barrier on x86)."""
+    acquire_fence = _fence("acquire")
+    acquire_fence.__doc__ = """Order the loads before this point before the loads after it (a compiler barrier on x86)."""
 
     @numba.njit(inline="always")
     def borrow(arr):

@@ -10,7 +10,7 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, OK
-from .spsa import spsa_ask, spsa_tell, to_user_units
+from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user_units
 from .state import CENTER, HEADER, HEADER_BYTES, MAGIC, ROWS, STATE_TYPE, X
 
 
@@ -75,3 +75,14 @@ def recommend(state):
 def proposal(state):
     """The current proposal (the X row) as a view, valid while the caller holds ``state``. Allocates: nothing."""
     return _matrix(borrow(state))[X]
+
+
+@kernel(t.int64(STATE_TYPE))
+def reopen(state):
+    """Re-open exploration (see ``spsa.spsa_reopen``): for a drift the caller detected itself. Mutates: state.
+    Allocates: nothing. Returns: status flags."""
+    h = borrow(state)
+    if h[0]["magic"] != MAGIC:
+        return BAD_STATE
+    spsa_reopen(h)
+    return OK

@@ -11,10 +11,8 @@ Time is the caller's integer step ``now``; nothing here reads a clock. Every ker
 import numba
 import numpy as np
 from numba import types as t
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from ._jit import borrow, kernel, view_at
+from ._jit import borrow, kernel, release_fence, view_at
 from .state import allocate, padded_record, rows_of
 
 # reasons
@@ -97,17 +95,6 @@ GUARD_TYPE = numba.from_dtype(GUARD_HEADER)[::1]
 F8 = t.float64[::1]
 
 
-@intrinsic
-def _release_fence(typingctx):
-    """Order the stores before this point before the stores after it (no instruction on x86; a compiler barrier)."""
-
-    def codegen(context, builder, signature, args):
-        builder.fence("release")
-        return context.get_dummy_value()
-
-    return t.void(), codegen
-
-
 @numba.njit(inline="always")
 def _matrix(h):
     return view_at(h.ctypes.data + GUARD_HEADER_BYTES, (GUARD_ROWS, h[0]["width"]), np.float64)
@@ -120,10 +107,10 @@ def _stage(h, m, src):
     g = h[0]
     inactive = 1 - g["live"]
     g["seq"] += 1
-    _release_fence()
+    release_fence()
     for i in range(g["d"]):
         m[inactive, i] = m[src, i]
-    _release_fence()
+    release_fence()
     g["seq"] += 1
 
 

@@ -146,3 +146,13 @@ def spsa_tell(hdr, mat, value):
         h["phase"] = 0
         _spsa_accumulate(hdr, mat, y)
     return OK
+
+
+@kernel(t.void(STATE_TYPE), inline=True)
+def spsa_reopen(hdr):
+    """Re-open exploration after the objective drifted: decaying gains start again from k = 0 (constant gains are
+    unchanged: they already track), and the best value, measured before the drift, is forgotten. The pair in flight
+    and the calibrated `a` are kept. Mutates: hdr. Allocates: nothing."""
+    h = hdr[0]
+    h["k"] = 0
+    h["has_best"] = 0

@@ -1,0 +1,339 @@
+"""The telemetry data plane's Python face: ``Ring`` (fixed records, optionally in shared memory) and ``Telemetry``
+(per-metric statistics, quantiles and drift over a ring). Both hold their state in arrays that the kernels in
+``arqon.kernels.ring``, ``.stats`` and ``.telemetry`` take, so the same work runs inside the user's ``@njit`` loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from multiprocessing import shared_memory
+from typing import Annotated, Literal
+
+import attrs
+import msgspec
+import numpy as np
+from msgspec import Meta
+
+from arqon.config import ConfigError, Name, _Struct, decode
+from arqon.kernels import ring as ring_kernels
+from arqon.kernels import stats as stats_kernels
+from arqon.kernels import telemetry as tel_kernels
+from arqon.kernels._jit import entry_point
+from arqon.status import Status
+
+_POLICIES = {"overwrite": ring_kernels.OVERWRITE, "drop_newest": ring_kernels.DROP_NEWEST}
+_PUSH = entry_point(ring_kernels.ring_push)
+_DRAIN = entry_point(ring_kernels.ring_drain)
+_EMIT = entry_point(tel_kernels.emit)
+_WINDOW_STAT = entry_point(tel_kernels.window_stat)
+_STATS = {"mean": stats_kernels.MEAN, "std": stats_kernels.STD, "min": stats_kernels.MIN, "max": stats_kernels.MAX,
+          "ema": stats_kernels.EMA}
+
+
+def parse_stat(text: str) -> tuple[int, float]:
+    """``"mean"``, ``"std"``, ``"min"``, ``"max"``, ``"ema"`` or a quantile ``"p50"``, ``"p99"``, ``"p99.9"`` as the
+    kernels' (stat, q). Raises ValueError naming what is accepted."""
+    if text in _STATS:
+        return _STATS[text], 0.0
+    match = re.fullmatch(r"p(\d{1,2}(?:\.\d+)?)", text)
+    if match and 0.0 < float(match[1]) < 100.0:
+        return stats_kernels.QUANTILE, float(match[1]) / 100.0
+    raise ValueError(f"unknown statistic {text!r}: use mean, std, min, max, ema or a quantile such as p50, p99, p99.9")
+
+
+class RingConfig(_Struct):
+    capacity: Annotated[int, Meta(ge=2, le=2**30)] = 4096  # records; a power of two
+    policy: Literal["overwrite", "drop_newest"] = "overwrite"
+
+    def __post_init__(self):
+        if self.capacity & (self.capacity - 1):
+            raise ValueError(f"`capacity` must be a power of two, got {self.capacity}")
+
+
+class Drift(_Struct):
+    """A two-sided drift detector on a metric's standardized stream (see ``arqon.kernels.stats``)."""
+
+    method: Literal["cusum", "page_hinkley"] = "cusum"
+    on: Literal["samples", "windows"] = "samples"  # windows: one value per config generation, the window's `stat`
+    stat: str = "mean"
+    threshold: Annotated[float, Meta(gt=0.0)] = 10.0  # h, in standard deviations of the warm-up
+    allowance: Annotated[float, Meta(ge=0.0)] = 0.5  # k: half the shift (in standard deviations) to detect fastest
+    warmup: Annotated[int, Meta(ge=2, le=2**40)] = 100  # values that set the level and spread after each (re)start
+
+    def __post_init__(self):
+        parse_stat(self.stat)
+        if not math.isfinite(self.threshold) or not math.isfinite(self.allowance):
+            raise ValueError("`threshold` and `allowance` must be finite")
+
+
+Probability = Annotated[float, Meta(gt=0.0, lt=1.0)]
+
+
+class Metric(_Struct):
+    """One metric: its statistics, window and detector options."""
+
+    name: Name
+    half_life: Annotated[float, Meta(gt=0.0, le=1e12)] = 100.0  # samples for the EMA weight to halve
+    quantiles: Annotated[list[Probability], Meta(max_length=stats_kernels.N_QUANTILES)] = msgspec.field(
+        default_factory=lambda: [0.5, 0.9, 0.99])  # P-square estimates kept over each window
+    sketch: bool = True  # keep the log-bucket sketch (any quantile of the window, within `accuracy`)
+    accuracy: Annotated[float, Meta(gt=0.0, le=0.2)] = 0.01  # the sketch's relative error bound
+    smallest: Annotated[float, Meta(gt=0.0)] = 1e-9  # magnitudes below count as zero in the sketch
+    largest: Annotated[float, Meta(gt=0.0)] = 1e12  # magnitudes above land in the top bucket (counted out_of_range)
+    settle: Annotated[int, Meta(ge=0, le=2**40)] = 0  # samples discarded at the start of each new window
+    drift: Drift | None = None
+
+    def __post_init__(self):
+        if not self.smallest < self.largest or not math.isfinite(self.largest):
+            raise ValueError(f"`smallest` ({self.smallest}) must be less than `largest` ({self.largest}), both finite")
+        if self.drift is not None and self.drift.on == "windows" and self.drift.stat.startswith("p") \
+                and not self.sketch:
+            raise ValueError(f"drift on window quantile {self.drift.stat!r} needs `sketch = true`")
+
+
+class TelemetryConfig(_Struct):
+    metrics: Annotated[list[Metric], Meta(min_length=1, max_length=65_536)]
+    ring: RingConfig = msgspec.field(default_factory=RingConfig)
+
+    def __post_init__(self):
+        seen = set()
+        for i, m in enumerate(self.metrics):
+            if m.name in seen:
+                raise ValueError(f"duplicate metric name {m.name!r} at metrics[{i}]")
+            seen.add(m.name)
+
+
+def load_telemetry_config(source, format: str | None = None) -> TelemetryConfig:
+    """Decode a telemetry config from a dict, a JSON/TOML/YAML string or a file (see ``arqon.config.decode``)."""
+    return decode(source, TelemetryConfig, format)
+
+
+class Ring:
+    """A single-producer single-consumer ring of fixed records (``arqon.kernels.ring.RECORD``).
+
+    ``Ring(capacity, policy)`` lives in this process; ``Ring(..., shared=True)`` in shared memory, which another
+    process opens with ``Ring.attach(ring.name)``. ``header`` is what the kernels take. The creator unlinks the shared
+    memory on ``close``."""
+
+    def __init__(self, capacity: int = 4096, policy: str = "overwrite", *, shared: bool = False):
+        config = decode({"capacity": capacity, "policy": policy}, RingConfig)
+        size = ring_kernels.ring_bytes(config.capacity)
+        self._shm = shared_memory.SharedMemory(create=True, size=size) if shared else None
+        self._owner = shared
+        self._buffer = np.ndarray(size, np.uint8, self._shm.buf) if shared else np.zeros(size, np.uint8)
+        self.header = ring_kernels.init_ring(self._buffer, config.capacity, _POLICIES[config.policy])
+        self._out = np.zeros(min(config.capacity, 65_536), ring_kernels.RECORD)
+
+    @classmethod
+    def attach(cls, name: str) -> Ring:
+        """Open the shared-memory ring ``name`` made by another process (as its consumer, or its producer)."""
+        try:
+            shm = shared_memory.SharedMemory(name=name)
+        except FileNotFoundError:
+            raise ValueError(f"no shared-memory ring named {name!r}") from None
+        buffer = np.ndarray(shm.size, np.uint8, shm.buf)
+        header = ring_kernels.attach_ring(buffer)
+        if header is None:
+            shm.close()
+            raise ValueError(f"shared memory {name!r} does not hold an arqon ring")
+        self = cls.__new__(cls)
+        self._shm, self._owner, self._buffer, self.header = shm, False, buffer, header
+        self._out = np.zeros(min(int(header[0]["capacity"]), 65_536), ring_kernels.RECORD)
+        return self
+
+    @property
+    def name(self) -> str | None:
+        """The shared-memory name to pass to ``Ring.attach``; None for a ring in private memory."""
+        return self._shm.name if self._shm else None
+
+    @property
+    def capacity(self) -> int:
+        return int(self.header[0]["capacity"])
+
+    @property
+    def policy(self) -> str:
+        return "drop_newest" if self.header[0]["policy"] == ring_kernels.DROP_NEWEST else "overwrite"
+
+    def push(self, metric: int, value: float, step: int = 0, generation: int = 0, variant: int = 0,
+             flags: int = 0) -> Status:
+        """Append one record (producer side). Returns ``Status.DROPPED`` when a drop-newest ring is full."""
+        return Status(_PUSH(self.header, step, metric, value + 0.0, generation, variant, flags))
+
+    def drain(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Read the unread records, oldest first (consumer side): into ``out`` (a RECORD array; returns the filled
+        part) or into the ring's own buffer (valid until the next drain). Never returns an overwritten record."""
+        target = self._out if out is None else out
+        if target.dtype != ring_kernels.RECORD or target.ndim != 1 or not target.flags.c_contiguous:
+            raise TypeError("out must be a contiguous 1-D array of arqon.kernels.ring.RECORD")
+        return target[: _DRAIN(self.header, target)]
+
+    def counters(self) -> dict[str, int]:
+        """written, read, dropped (refused by drop-newest), overrun (overwritten before read), torn (overwritten
+        while being read; also in overrun), pending (written, not yet read or lost)."""
+        h = self.header[0]
+        written, tail = int(h["head"]), int(h["tail"])
+        lapped = max(0, written - tail - int(h["capacity"]))  # overwritten, not yet noticed by a drain
+        return {"written": written, "read": tail - int(h["overrun"]), "dropped": int(h["dropped"]),
+                "overrun": int(h["overrun"]) + lapped, "torn": int(h["torn"]), "pending": written - tail - lapped}
+
+    def close(self) -> None:
+        """Release the shared memory (and unlink it if this ring created it)."""
+        if self._shm is not None:
+            self.header = None
+            self._buffer = None
+            self._shm.close()
+            if self._owner:
+                self._shm.unlink()
+            self._shm = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@attrs.frozen
+class Summary:
+    """A metric's statistics: the current window (samples under the current config generation, after `settle`) and
+    the EMA and extremes since creation."""
+
+    metric: str
+    generation: int
+    n: int  # samples in the window
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict  # P-square estimates over the window, {probability: value}
+    ema: float  # since creation
+    ew_std: float
+    count: int  # samples counted since creation
+    discarded: int  # samples dropped by `settle`
+    rejected: int  # NaN/inf samples ignored
+    drifts: int
+    last_drift: int  # step of the last detection (-1: none)
+
+
+class Telemetry:
+    """Per-metric statistics over a ring: ``emit`` records a sample (ring record + window statistics + EMA + drift);
+    ``summary``, ``quantile`` and ``drift_detected`` read them. ``state`` and ``ring.header`` go to
+    ``arqon.kernels.telemetry.emit`` inside @njit code. Samples carry the current ``generation``: after applying a new
+    config, call ``new_generation()`` so the old config's samples never count for the new one."""
+
+    def __init__(self, config, ring: Ring | None = None):
+        self.config = load_telemetry_config(config)
+        self.names = tuple(m.name for m in self.config.metrics)
+        self._ids = {name: i for i, name in enumerate(self.names)}
+        self.ring = ring or Ring(self.config.ring.capacity, self.config.ring.policy)
+        self.state = _build_state(self.config)
+        self._records = stats_kernels.metric_records(self.state)
+        self._seen_drifts = [0] * len(self.names)
+        self._step = 0
+
+    def metric_id(self, metric: str | int) -> int:
+        """The index of ``metric`` (a name or an index) in declaration order."""
+        if isinstance(metric, str):
+            try:
+                return self._ids[metric]
+            except KeyError:
+                raise KeyError(f"unknown metric {metric!r}; known: {', '.join(self.names)}") from None
+        if not 0 <= metric < len(self.names):
+            raise KeyError(f"metric index {metric} out of range 0..{len(self.names) - 1}")
+        return int(metric)
+
+    @property
+    def generation(self) -> int:
+        return int(self.state[0]["generation"])
+
+    def new_generation(self) -> int:
+        """Start a new config generation (call after applying a new config); returns it."""
+        self.state[0]["generation"] += 1
+        return self.generation
+
+    def emit(self, metric: str | int, value: float, step: int | None = None) -> Status:
+        """Record one sample. ``step`` defaults to a counter of emits. Returns flags: DRIFT when the metric's detector
+        fired, DROPPED when the ring refused the record, NONFINITE when the value was ignored by the statistics."""
+        if step is None:
+            step = self._step
+        self._step = step + 1
+        return Status(_EMIT(self.state, self.ring.header, self.metric_id(metric), value + 0.0, step))
+
+    def stat(self, metric: str | int, stat: str = "mean") -> float:
+        """One statistic of ``metric``'s current window (see ``parse_stat``); NaN while the window is empty."""
+        code, q = parse_stat(stat)
+        m = self.metric_id(metric)
+        if code == stats_kernels.QUANTILE and not self.config.metrics[m].sketch:
+            raise ValueError(f"metric {self.names[m]!r} keeps no sketch: quantile {stat!r} needs `sketch = true`")
+        return _WINDOW_STAT(self.state, m, code, q)
+
+    def quantile(self, metric: str | int, q: float) -> float:
+        """Quantile ``q`` of the window from the sketch: within ``accuracy`` (relative) of the exact value."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q must be in [0, 1], got {q}")
+        m = self.metric_id(metric)
+        if not self.config.metrics[m].sketch:
+            raise ValueError(f"metric {self.names[m]!r} keeps no sketch")
+        return _WINDOW_STAT(self.state, m, stats_kernels.QUANTILE, float(q))
+
+    def summary(self, metric: str | int) -> Summary:
+        m = self.metric_id(metric)
+        r = self._records[m]
+        n = int(r["n"])
+        empty = n == 0
+        return Summary(
+            metric=self.names[m], generation=int(r["generation"]), n=n,
+            mean=math.nan if empty else float(r["mean"]),
+            std=math.nan if empty else (math.sqrt(r["m2"] / (n - 1)) if n > 1 else 0.0),
+            min=math.nan if empty else float(r["w_min"]), max=math.nan if empty else float(r["w_max"]),
+            quantiles={p: _WINDOW_STAT(self.state, m, stats_kernels.P2, float(j))
+                       for j, p in enumerate(self.config.metrics[m].quantiles)},
+            ema=math.nan if r["count"] == 0 else float(r["ema"]), ew_std=math.sqrt(r["ew_var"]),
+            count=int(r["count"]), discarded=int(r["discarded"]), rejected=int(r["rejected"]),
+            drifts=int(r["drifts"]), last_drift=int(r["last_drift"]),
+        )
+
+    def drift_detected(self, metric: str | int) -> bool:
+        """True if ``metric``'s detector fired since the last call for it."""
+        m = self.metric_id(metric)
+        drifts = int(self._records[m]["drifts"])
+        fired = drifts != self._seen_drifts[m]
+        self._seen_drifts[m] = drifts
+        return fired
+
+    def ingest(self, records: np.ndarray) -> Status:
+        """Feed drained ring records (e.g. from another process's ring) to the statistics."""
+        return Status(tel_kernels.ingest(self.state, records, len(records)))
+
+
+def _build_state(config: TelemetryConfig) -> np.ndarray:
+    """Allocate a telemetry state and fill in every metric's options."""
+    layouts = []
+    for m in config.metrics:
+        gamma = (1.0 + m.accuracy) / (1.0 - m.accuracy)
+        offset = math.ceil(math.log(m.smallest) / math.log(gamma))
+        buckets = math.ceil(math.log(m.largest) / math.log(gamma)) - offset + 1 if m.sketch else 0
+        layouts.append((gamma, offset, buckets))
+    n_buckets = max(b for _, _, b in layouts)
+    if len(config.metrics) * 2 * n_buckets > 2**28:
+        raise ConfigError("the sketches would need over 2 GiB: raise `accuracy` or narrow `smallest`..`largest`")
+    state = stats_kernels.new_telemetry_state(len(config.metrics), n_buckets)
+    records = stats_kernels.metric_records(state)
+    detectors = {"cusum": stats_kernels.CUSUM, "page_hinkley": stats_kernels.PAGE_HINKLEY}
+    for r, m, (gamma, offset, buckets) in zip(records, config.metrics, layouts, strict=True):
+        r["settle"] = m.settle
+        r["alpha"] = 1.0 - 0.5 ** (1.0 / m.half_life)
+        r["n_q"] = len(m.quantiles)
+        r["q_p"][: len(m.quantiles)] = m.quantiles
+        r["sketch"], r["n_buckets"], r["key_offset"] = int(m.sketch), buckets, offset
+        r["gamma"], r["inv_log_gamma"], r["min_value"] = gamma, 1.0 / math.log(gamma), m.smallest
+        r["lo"], r["hi"] = buckets, -1
+        r["w_min"], r["w_max"] = math.inf, -math.inf
+        r["last_drift"] = -1
+        if m.drift is not None:
+            r["detector"] = detectors[m.drift.method]
+            r["on_windows"] = int(m.drift.on == "windows")
+            r["window_stat"], r["window_q"] = parse_stat(m.drift.stat)
+            r["warmup"], r["threshold"], r["allowance"] = m.drift.warmup, m.drift.threshold, m.drift.allowance
+    return state

@@ -1,0 +1,153 @@
+"""Telemetry ring buffer: fixed records in one preallocated buffer, single producer, single consumer.
+
+The buffer is a header then ``capacity`` records (``RECORD``); it may be ordinary memory or
+``multiprocessing.shared_memory``, so a second process can drain it. The header keeps the producer's counters (``head``:
+records written, ``dropped``) and the consumer's (``tail``: records read, ``overrun``) on separate cache lines; each
+side writes only its own.
+
+Record ``n`` goes to slot ``n & (capacity - 1)``. Its ``seq`` is ``2n + 1`` while the producer writes it and ``2n + 2``
+once written; the producer publishes ``head = n + 1`` after that. The consumer reads ``seq``, the fields, then ``seq``
+again: unless both equal ``2n + 2`` the record was overwritten under it, and it is counted lost, never returned.
+
+Policies, chosen at creation: ``OVERWRITE`` (the producer never waits; records the consumer did not read in time are
+overwritten and the consumer counts them in ``overrun``) and ``DROP_NEWEST`` (a push into a full ring is refused and
+counted in ``dropped``). Either way ``written == read + dropped + overrun + (records still in the ring)``.
+"""
+
+import numba
+import numpy as np
+from numba import types as t
+
+from ._jit import acquire_fence, borrow, kernel, release_fence, view_at
+from ._status import DROPPED, OK
+
+OVERWRITE = 0
+DROP_NEWEST = 1
+
+
+# record flags (the ``flags`` field); bits 16 and up are free for the caller
+SAMPLE = 0  # a measured value
+DRIFT_EVENT = 1 << 0  # a drift detector fired on ``metric``; ``value`` is the detector's statistic
+REOPENED_EVENT = 1 << 1  # a tuner re-opened exploration after drift on ``metric``
+
+RECORD = np.dtype([
+    ("seq", np.uint64),  # 2n + 2 once record n is complete (see module docstring)
+    ("step", np.int64),  # the caller's step or timestamp
+    ("value", np.float64),
+    ("generation", np.int64),  # config generation the value was measured under
+    ("metric", np.int32),
+    ("variant", np.int32),
+    ("flags", np.int64),
+], align=True)
+
+MAGIC = 0x6172716F6E5F5231  # "arqon_R1"
+
+RING_HEADER = np.dtype({
+    "names": ["magic", "capacity", "policy", "record_bytes", "head", "dropped", "tail", "overrun", "torn"],
+    "formats": [np.int64] * 9,
+    # producer line at 64, consumer line at 128: neither side's writes invalidate the other's line
+    "offsets": [0, 8, 16, 24, 64, 72, 128, 136, 144],
+    "itemsize": 192,
+}, align=True)
+RING_HEADER_BYTES = RING_HEADER.itemsize
+RING_TYPE = numba.from_dtype(RING_HEADER)[::1]
+RECORDS_TYPE = numba.from_dtype(RECORD)[::1]
+
+
+def ring_bytes(capacity):
+    """Size in bytes of a ring holding ``capacity`` records."""
+    return RING_HEADER_BYTES + capacity * RECORD.itemsize
+
+
+def init_ring(buffer, capacity, policy):
+    """Lay a ring over ``buffer`` (a writable uint8 array of ``ring_bytes(capacity)`` bytes, zeroed) and return its
+    header view. ``capacity`` must be a power of two (the shell checks)."""
+    header = buffer[:RING_HEADER_BYTES].view(RING_HEADER)
+    header[0]["capacity"], header[0]["policy"], header[0]["record_bytes"] = capacity, policy, RECORD.itemsize
+    header[0]["magic"] = MAGIC
+    return header
+
+
+def attach_ring(buffer):
+    """The header view of a ring already laid over ``buffer``, or None if ``buffer`` holds no ring."""
+    header = buffer[:RING_HEADER_BYTES].view(RING_HEADER)
+    h = header[0]
+    if h["magic"] != MAGIC or h["record_bytes"] != RECORD.itemsize or h["capacity"] <= 0:
+        return None
+    if buffer.nbytes < ring_bytes(int(h["capacity"])):
+        return None
+    return header
+
+
+@numba.njit(inline="always")
+def _records(h):
+    return view_at(h.ctypes.data + RING_HEADER_BYTES, h[0]["capacity"], RECORD)
+
+
+@kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
+def ring_push(ring, step, metric, value, generation, variant, flags):
+    """Append one record. Mutates: one slot, head (or dropped). Allocates: nothing.
+    Returns: OK, or DROPPED when the ring is full under DROP_NEWEST (nothing written)."""
+    h = borrow(ring)
+    g = h[0]
+    n = g["head"]
+    if g["policy"] == DROP_NEWEST and n - g["tail"] >= g["capacity"]:
+        g["dropped"] += 1
+        return DROPPED
+    r = _records(h)
+    slot = n & (g["capacity"] - 1)
+    r[slot]["seq"] = np.uint64(2 * n + 1)
+    release_fence()
+    r[slot]["step"] = step
+    r[slot]["value"] = value
+    r[slot]["generation"] = generation
+    r[slot]["metric"] = np.int32(metric)
+    r[slot]["variant"] = np.int32(variant)
+    r[slot]["flags"] = flags
+    release_fence()
+    r[slot]["seq"] = np.uint64(2 * n + 2)
+    release_fence()
+    g["head"] = n + 1
+    return OK
+
+
+@kernel(t.int64(RING_TYPE, RECORDS_TYPE))
+def ring_drain(ring, out):
+    """Move up to ``len(out)`` unread records, oldest first, into ``out``. Records overwritten before or while they
+    were read are skipped and counted in ``overrun`` (those caught mid-read also in ``torn``).
+    Mutates: out, tail, overrun, torn. Allocates: nothing. Returns: the number of records written to ``out``."""
+    h = borrow(ring)
+    g = h[0]
+    capacity = g["capacity"]
+    head = g["head"]
+    acquire_fence()
+    tail = g["tail"]
+    if head - tail > capacity:  # lapped: the oldest unread records are gone
+        g["overrun"] += head - tail - capacity
+        tail = head - capacity
+    r = _records(h)
+    o = borrow(out)
+    count = 0
+    while tail < head and count < o.shape[0]:
+        slot = tail & (capacity - 1)
+        expected = np.uint64(2 * tail + 2)
+        first = r[slot]["seq"]
+        acquire_fence()
+        o[count]["step"] = r[slot]["step"]
+        o[count]["value"] = r[slot]["value"]
+        o[count]["generation"] = r[slot]["generation"]
+        o[count]["metric"] = r[slot]["metric"]
+        o[count]["variant"] = r[slot]["variant"]
+        o[count]["flags"] = r[slot]["flags"]
+        acquire_fence()
+        second = r[slot]["seq"]
+        if first == expected and second == expected:
+            o[count]["seq"] = expected
+            count += 1
+        else:
+            g["overrun"] += 1
+            g["torn"] += 1
+        tail += 1
+    release_fence()
+    g["tail"] = tail
+    return count

@@ -1,0 +1,363 @@
+"""Per-metric streaming statistics, quantiles and drift detection over one preallocated telemetry state.
+
+The state is one float64 buffer: a header record (``TEL_HEADER``), one ``METRIC`` record per metric, then the sketch
+buckets, ``(n_metrics, 2, n_buckets)`` (positive values, then negative values by magnitude). Per metric it keeps:
+
+* since creation: count, min, max, an EMA and an exponentially weighted variance (Finch 2009);
+* over the current *window*, i.e. the samples measured under the current config generation: count, mean and variance
+  (Welford), min, max, P-square estimates of up to three fixed quantiles (Jain and Chlamtac 1985), and a log-bucket sketch
+  with relative accuracy ``alpha`` for any quantile (the DDSketch idea, Masson et al. 2019). A sample carrying a new
+  generation closes the window and opens the next one, whose first ``settle`` samples are discarded;
+* a two-sided drift detector on the standardized stream of either the samples or the closed windows' statistic: CUSUM
+  (against the mean of a warm-up) or Page-Hinkley (against the running mean since the last reset). Both keep
+  ``S+ = max(0, S+ + z - ref - k)`` and ``S- = max(0, S- - (z - ref) - k)`` and fire when either exceeds ``h``; a
+  detection is counted and the detector restarts its warm-up on the new level.
+"""
+
+import numba
+import numpy as np
+from numba import types as t
+
+from ._jit import borrow, kernel, view_at
+from ._status import DRIFT, NONFINITE, OK
+from .state import padded_record
+
+N_QUANTILES = 3  # P-square estimates per metric
+
+# window statistics (``window_stat``'s ``stat``)
+MEAN, STD, MIN, MAX, EMA, QUANTILE, P2 = 0, 1, 2, 3, 4, 5, 6  # QUANTILE: sketch at q; P2: P-square estimate number q
+
+# drift detectors
+NO_DETECTOR, CUSUM, PAGE_HINKLEY = 0, 1, 2
+
+MAGIC = 0x6172716F6E5F5431  # "arqon_T1"
+
+TEL_HEADER = padded_record([
+    ("magic", np.int64), ("n_metrics", np.int64), ("n_buckets", np.int64),
+    ("generation", np.int64),  # config generation stamped on every sample from now on
+    ("variant", np.int64),  # variant id stamped on every ring record
+])
+TEL_HEADER_BYTES = TEL_HEADER.itemsize
+
+METRIC = padded_record([
+    # window (current config generation)
+    ("generation", np.int64), ("settle", np.int64), ("skip", np.int64), ("discarded", np.int64), ("n", np.int64),
+    ("mean", np.float64), ("m2", np.float64), ("w_min", np.float64), ("w_max", np.float64),
+    # since creation
+    ("count", np.int64), ("rejected", np.int64), ("min", np.float64), ("max", np.float64),
+    ("alpha", np.float64), ("ema", np.float64), ("ew_var", np.float64),
+    # P-square: per estimate j, markers 5j..5j+4
+    ("n_q", np.int64), ("q_p", np.float64, (N_QUANTILES,)), ("q_h", np.float64, (5 * N_QUANTILES,)),
+    ("q_n", np.float64, (5 * N_QUANTILES,)),  # positions of the middle markers (5j+1..5j+3)
+    # sketch: bucket i of a store holds |x| in (gamma^(i+offset-1), gamma^(i+offset)]
+    ("sketch", np.int64), ("n_buckets", np.int64), ("key_offset", np.int64), ("lo", np.int64), ("hi", np.int64),
+    ("out_of_range", np.int64), ("zero_count", np.float64), ("min_value", np.float64), ("gamma", np.float64),
+    ("inv_log_gamma", np.float64),
+    # drift detector
+    ("detector", np.int64), ("on_windows", np.int64), ("window_stat", np.int64), ("window_q", np.float64),
+    ("warmup", np.int64), ("d_n", np.int64), ("drifts", np.int64), ("last_drift", np.int64),
+    ("drifts_seen", np.int64),  # detections a tuner has looked at (see telemetry.tune_from_window)
+    ("drift_sign", np.int64),  # +1: the last detection was a rise, -1: a fall
+    ("d_mean", np.float64), ("d_m2", np.float64), ("d_mu", np.float64), ("d_sigma", np.float64),
+    ("d_up", np.float64), ("d_down", np.float64), ("threshold", np.float64), ("allowance", np.float64),
+])
+METRIC_BYTES = METRIC.itemsize
+TEL_TYPE = numba.from_dtype(TEL_HEADER)[::1]
+METRIC_TYPE = numba.from_dtype(METRIC)[::1]
+
+
+def new_telemetry_state(n_metrics, n_buckets):
+    """A zeroed telemetry state (header, metric records, sketch buckets); the shell fills in each metric."""
+    words = (TEL_HEADER_BYTES + n_metrics * METRIC_BYTES) // 8 + n_metrics * 2 * n_buckets
+    state = np.zeros(words)[: TEL_HEADER_BYTES // 8].view(TEL_HEADER)
+    state[0]["magic"], state[0]["n_metrics"], state[0]["n_buckets"] = MAGIC, n_metrics, n_buckets
+    return state
+
+
+def metric_records(state):
+    """The metric records of a telemetry state as a NumPy view."""
+    return np.frombuffer(state.base, METRIC, int(state[0]["n_metrics"]), TEL_HEADER_BYTES)
+
+
+def sketch_buckets(state):
+    """The sketch buckets of a telemetry state as a NumPy (n_metrics, 2, n_buckets) view."""
+    h = state[0]
+    start = TEL_HEADER_BYTES + int(h["n_metrics"]) * METRIC_BYTES
+    return np.frombuffer(state.base, np.float64, int(h["n_metrics"] * 2 * h["n_buckets"]), start).reshape(
+        int(h["n_metrics"]), 2, int(h["n_buckets"]))
+
+
+@numba.njit(inline="always")
+def metrics_of(tel):
+    """The metric records behind a telemetry header, not reference-counted."""
+    return view_at(tel.ctypes.data + TEL_HEADER_BYTES, tel[0]["n_metrics"], METRIC)
+
+
+@numba.njit(inline="always")
+def buckets_of(tel):
+    """The sketch buckets behind a telemetry header, not reference-counted."""
+    h = tel[0]
+    return view_at(tel.ctypes.data + TEL_HEADER_BYTES + h["n_metrics"] * METRIC_BYTES,
+                   (h["n_metrics"], 2, h["n_buckets"]), np.float64)
+
+
+# -- P-square ----------------------------------------------------------------------------------------------------------
+
+
+@numba.njit(inline="always")
+def _p2_adjust(q, n, i, low, high, gap):
+    """Move marker ``i`` one position toward its desired one (``gap`` away) when its neighbours (at positions ``low``
+    and ``high``) leave room: height by the P-square parabola, or linearly when that leaves the bracket."""
+    below, above = n[i] - low, high - n[i]
+    if gap >= 1.0 and above > 1.0:
+        rise_above, rise_below = q[i + 1] - q[i], q[i] - q[i - 1]
+        h = q[i] + ((below + 1.0) * rise_above * below + (above - 1.0) * rise_below * above) / (
+            (above + below) * above * below)
+        q[i] = h if q[i - 1] < h < q[i + 1] else q[i] + rise_above / above
+        n[i] += 1.0
+    elif gap <= -1.0 and below > 1.0:
+        rise_above, rise_below = q[i + 1] - q[i], q[i] - q[i - 1]
+        h = q[i] - ((below - 1.0) * rise_above * below + (above + 1.0) * rise_below * above) / (
+            (above + below) * above * below)
+        q[i] = h if q[i - 1] < h < q[i + 1] else q[i] - rise_below / below
+        n[i] -= 1.0
+
+
+@kernel(t.void(METRIC_TYPE, t.int64, t.float64), inline=True)
+def p2_add(rec, count, x):
+    """Add ``x``, the window's sample number ``count`` (1-based), to every P-square estimate of the record.
+    Mutates: the record's markers. Allocates: nothing.
+
+    Only what cannot be derived is stored: the five heights and the middle three positions. The lowest marker sits at
+    position 1 and the highest at ``count``, and the desired positions are ``1 + (count - 1) * dn`` with
+    dn = (0, p/2, p, (1+p)/2, 1), so none of them needs a store per sample."""
+    r = borrow(rec)[0]
+    q, n = borrow(r["q_h"]), borrow(r["q_n"])
+    last = np.float64(count)
+    for j in range(r["n_q"]):
+        b = 5 * j
+        if count <= 5:  # the first five samples are kept sorted; they become the markers
+            i = b + count - 1
+            while i > b and q[i - 1] > x:
+                q[i] = q[i - 1]
+                i -= 1
+            q[i] = x
+            n[b + 1], n[b + 2], n[b + 3] = 2.0, 3.0, 4.0
+            continue
+        # the markers above x move up one position: with the extremes stretched to x, exactly those with height > x
+        if x < q[b]:
+            q[b] = x
+        if x > q[b + 4]:
+            q[b + 4] = x
+        for i in range(b + 1, b + 4):
+            n[i] += 1.0 if x < q[i] else 0.0
+        p, steps = r["q_p"][j], last - 1.0
+        _p2_adjust(q, n, b + 1, 1.0, n[b + 2], 1.0 + steps * 0.5 * p - n[b + 1])
+        _p2_adjust(q, n, b + 2, n[b + 1], n[b + 3], 1.0 + steps * p - n[b + 2])
+        _p2_adjust(q, n, b + 3, n[b + 2], last, 1.0 + steps * (0.5 + 0.5 * p) - n[b + 3])
+
+
+@kernel(t.float64(METRIC_TYPE, t.int64), inline=True)
+def p2_estimate(rec, j):
+    """P-square estimate ``j`` of the window (exact, interpolated, while it holds five samples or fewer; NaN when
+    empty). Allocates: nothing."""
+    r = rec[0]
+    count = r["n"]
+    b = 5 * j
+    if count == 0:
+        return np.nan
+    if count >= 5:
+        return r["q_h"][b + 2]
+    rank = r["q_p"][j] * (count - 1)
+    lo = np.int64(rank)
+    hi = min(lo + 1, count - 1)
+    return r["q_h"][b + lo] + (rank - lo) * (r["q_h"][b + hi] - r["q_h"][b + lo])
+
+
+# -- sketch -----------------------------------------------------------------------------------------------------------
+
+
+@kernel(t.void(METRIC_TYPE, t.float64[:, ::1], t.float64), inline=True)
+def sketch_add(rec, buckets, x):
+    """Count ``x`` in the record's sketch (``buckets``: its (2, n_buckets) stores). Magnitudes below ``min_value``
+    count as zero; keys beyond the stores are clamped into the edge buckets and counted in ``out_of_range``.
+    Mutates: record, buckets. Allocates: nothing."""
+    r = rec[0]
+    magnitude = abs(x)
+    if magnitude < r["min_value"]:
+        r["zero_count"] += 1.0
+        return
+    key = np.int64(np.ceil(np.log(magnitude) * r["inv_log_gamma"])) - r["key_offset"]
+    last = r["n_buckets"] - 1
+    if key < 0 or key > last:
+        r["out_of_range"] += 1
+        key = min(max(key, 0), last)
+    store = 0 if x > 0 else 1
+    buckets[store, key] += 1.0
+    r["lo"] = min(r["lo"], key)
+    r["hi"] = max(r["hi"], key)
+
+
+@kernel(t.float64(METRIC_TYPE, t.float64[:, ::1], t.float64), inline=True)
+def sketch_quantile(rec, buckets, q):
+    """The sketch's estimate of quantile ``q`` of the window: within relative error alpha of the exact value at rank
+    floor(q * (n - 1)) (NaN when empty). Allocates: nothing."""
+    r = rec[0]
+    total = 0.0
+    for key in range(r["lo"], r["hi"] + 1):
+        total += buckets[0, key] + buckets[1, key]
+    total += r["zero_count"]
+    if total == 0.0:
+        return np.nan
+    rank = np.floor(q * (total - 1.0))
+    seen = 0.0
+    scale = 2.0 / (1.0 + r["gamma"])
+    for key in range(r["hi"], r["lo"] - 1, -1):  # negatives, largest magnitude first
+        seen += buckets[1, key]
+        if seen > rank:
+            return -scale * r["gamma"] ** (key + r["key_offset"])
+    seen += r["zero_count"]
+    if seen > rank:
+        return 0.0
+    for key in range(r["lo"], r["hi"] + 1):
+        seen += buckets[0, key]
+        if seen > rank:
+            return scale * r["gamma"] ** (key + r["key_offset"])
+    return scale * r["gamma"] ** (r["hi"] + r["key_offset"])
+
+
+@kernel(t.void(METRIC_TYPE, t.float64[:, ::1], METRIC_TYPE, t.float64[:, ::1]))
+def sketch_merge(rec, buckets, other, other_buckets):
+    """Add ``other``'s sketch (same accuracy and key range) into ``rec``'s: the result equals the sketch of both
+    streams. Mutates: rec's sketch fields, buckets. Allocates: nothing."""
+    r, o = rec[0], other[0]
+    for key in range(o["lo"], o["hi"] + 1):
+        buckets[0, key] += other_buckets[0, key]
+        buckets[1, key] += other_buckets[1, key]
+    if o["lo"] <= o["hi"]:
+        r["lo"] = min(r["lo"], o["lo"])
+        r["hi"] = max(r["hi"], o["hi"])
+    r["zero_count"] += o["zero_count"]
+    r["out_of_range"] += o["out_of_range"]
+
+
+# -- drift --------------------------------------------------------------------------------------------------------------
+
+
+@kernel(t.boolean(METRIC_TYPE, t.float64), inline=True)
+def drift_add(rec, x):
+    """Feed ``x`` to the record's detector. During the warm-up it only learns the level and spread; after it, returns
+    True when drift is detected (then the detector starts over). Mutates: record. Allocates: nothing."""
+    r = rec[0]
+    r["d_n"] += 1
+    n = r["d_n"]
+    delta = x - r["d_mean"]
+    r["d_mean"] += delta / n
+    r["d_m2"] += delta * (x - r["d_mean"])
+    if n <= r["warmup"]:
+        if n == r["warmup"]:
+            r["d_mu"] = r["d_mean"]
+            r["d_sigma"] = max(np.sqrt(r["d_m2"] / max(n - 1, 1)), 1e-12 * max(abs(r["d_mean"]), 1e-300))
+        return False
+    reference = r["d_mean"] if r["detector"] == PAGE_HINKLEY else r["d_mu"]
+    z = (x - reference) / r["d_sigma"]
+    r["d_up"] = max(0.0, r["d_up"] + z - r["allowance"])
+    r["d_down"] = max(0.0, r["d_down"] - z - r["allowance"])
+    if r["d_up"] > r["threshold"] or r["d_down"] > r["threshold"]:
+        r["drift_sign"] = 1 if r["d_up"] > r["threshold"] else -1
+        r["d_n"] = 0
+        r["d_mean"] = r["d_m2"] = r["d_up"] = r["d_down"] = 0.0
+        r["drifts"] += 1
+        return True
+    return False
+
+
+# -- window and update --------------------------------------------------------------------------------------------------
+
+
+@kernel(t.float64(METRIC_TYPE, t.float64[:, ::1], t.int64, t.float64), inline=True)
+def metric_stat(rec, buckets, stat, q):
+    """Statistic ``stat`` (MEAN, STD, MIN, MAX, EMA, QUANTILE at q, or P2 estimate number q) of the record's window
+    (EMA: since creation). NaN while the window is empty. Allocates: nothing."""
+    r = rec[0]
+    if r["n"] == 0:
+        return np.nan
+    if stat == MEAN:
+        return r["mean"]
+    if stat == STD:
+        return np.sqrt(r["m2"] / (r["n"] - 1)) if r["n"] > 1 else 0.0
+    if stat == MIN:
+        return r["w_min"]
+    if stat == MAX:
+        return r["w_max"]
+    if stat == EMA:
+        return r["ema"]
+    if stat == QUANTILE:
+        return sketch_quantile(rec, buckets, q)
+    return p2_estimate(rec, np.int64(q))
+
+
+@kernel(t.void(METRIC_TYPE, t.float64[:, ::1], t.int64), inline=True)
+def open_window(rec, buckets, generation):
+    """Start the window of config ``generation``: empty, the next ``settle`` samples to be discarded.
+    Mutates: record, the touched sketch buckets. Allocates: nothing."""
+    r = rec[0]
+    for key in range(r["lo"], r["hi"] + 1):
+        buckets[0, key] = 0.0
+        buckets[1, key] = 0.0
+    r["lo"], r["hi"] = r["n_buckets"], -1
+    r["zero_count"] = 0.0
+    r["out_of_range"] = 0
+    r["n"] = 0
+    r["mean"] = r["m2"] = 0.0
+    r["w_min"], r["w_max"] = np.inf, -np.inf
+    r["generation"] = generation
+    r["skip"] = r["settle"]
+
+
+@kernel(t.int64(METRIC_TYPE, t.float64[:, ::1], t.float64, t.int64))
+def metric_add(rec, buckets, x, generation):
+    """Count sample ``x`` measured under config ``generation`` (a new generation closes the window, feeding the
+    detector when it watches windows, and opens the next). Mutates: record, buckets. Allocates: nothing.
+    Returns: OK, DRIFT when the detector fired, NONFINITE (sample ignored, counted in ``rejected``)."""
+    rec, buckets = borrow(rec), borrow(buckets)
+    r = rec[0]
+    if not np.isfinite(x):
+        r["rejected"] += 1
+        return NONFINITE
+    status = OK
+    if generation != r["generation"]:
+        if r["on_windows"] != 0 and r["n"] > 0 and r["detector"] != 0:
+            if drift_add(rec, metric_stat(rec, buckets, r["window_stat"], r["window_q"])):
+                status |= DRIFT
+        open_window(rec, buckets, generation)
+    if r["skip"] > 0:
+        r["skip"] -= 1
+        r["discarded"] += 1
+        return status
+    # since creation
+    if r["count"] == 0:
+        r["ema"], r["min"], r["max"] = x, x, x
+    else:
+        d = x - r["ema"]
+        a = r["alpha"]
+        r["ema"] += a * d
+        r["ew_var"] = (1.0 - a) * (r["ew_var"] + a * d * d)
+        r["min"] = min(r["min"], x)
+        r["max"] = max(r["max"], x)
+    r["count"] += 1
+    # window
+    r["n"] += 1
+    inv_n = 1.0 / r["n"]  # the division does not wait on mean: only a multiply is on mean's dependency chain
+    delta = x - r["mean"]
+    r["mean"] += delta * inv_n
+    r["m2"] += delta * (x - r["mean"])
+    r["w_min"] = min(r["w_min"], x)
+    r["w_max"] = max(r["w_max"], x)
+    p2_add(rec, r["n"], x)
+    if r["sketch"] != 0:
+        sketch_add(rec, buckets, x)
+    if r["on_windows"] == 0 and r["detector"] != 0:
+        if drift_add(rec, x):
+            status |= DRIFT
+    return status

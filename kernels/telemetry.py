@@ -1,0 +1,105 @@
+"""Telemetry kernels: emit a sample (ring record + statistics + drift), feed drained records to the statistics, and
+tune from a window's statistic. Callable from Python or inside the user's ``@njit`` loop.
+
+``tel`` is a telemetry state (see ``stats``), ``ring`` a ring header (see ``ring``), ``state`` a tuner state.
+"""
+
+import numba
+import numpy as np
+from numba import types as t
+
+from ._jit import borrow, kernel
+from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
+from .api import step
+from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_TYPE, ring_push
+from .spsa import spsa_reopen
+from .state import MAGIC as TUNER_MAGIC, STATE_TYPE
+from .stats import MAGIC, TEL_TYPE, buckets_of, metric_add, metric_stat, metrics_of
+
+
+@numba.njit(inline="always")
+def _add(h, metric, value, generation, step_):
+    """metric_add on metric ``metric`` of the open telemetry header ``h``; pushes nothing."""
+    records = metrics_of(h)
+    return metric_add(records[metric:metric + 1], buckets_of(h)[metric], value, generation)
+
+
+@kernel(t.int64(TEL_TYPE, RING_TYPE, t.int64, t.float64, t.int64))
+def emit(tel, ring, metric, value, step_):
+    """Record sample ``value`` of ``metric`` at ``step_``: one ring record stamped with the current generation and
+    variant, then the metric's statistics and detector; a detection also pushes a DRIFT_EVENT record.
+    Mutates: tel, ring. Allocates: nothing. Returns: OK or flags DROPPED, DRIFT, NONFINITE, BAD_STATE."""
+    h = borrow(tel)
+    g = h[0]
+    if g["magic"] != MAGIC or metric < 0 or metric >= g["n_metrics"]:
+        return BAD_STATE
+    generation, variant = g["generation"], g["variant"]
+    status = ring_push(ring, step_, metric, value, generation, variant, 0)
+    found = _add(h, metric, value, generation, step_)
+    if found & DRIFT:
+        records = metrics_of(h)
+        records[metric]["last_drift"] = step_
+        status |= ring_push(ring, step_, metric, records[metric]["d_up"] - records[metric]["d_down"], generation,
+                            variant, DRIFT_EVENT)
+    return status | found
+
+
+@kernel(t.int64(TEL_TYPE, RECORDS_TYPE, t.int64))
+def ingest(tel, records, n):
+    """Feed the first ``n`` drained ring records to the statistics, each under its own generation (a sidecar's path;
+    event records and records of unknown metrics are skipped). Mutates: tel. Allocates: nothing.
+    Returns: the OR of the metrics' flags."""
+    h = borrow(tel)
+    if h[0]["magic"] != MAGIC:
+        return BAD_STATE
+    r = borrow(records)
+    status = OK
+    for i in range(n):
+        metric = np.int64(r[i]["metric"])
+        if r[i]["flags"] & (DRIFT_EVENT | REOPENED_EVENT) or metric < 0 or metric >= h[0]["n_metrics"]:
+            continue
+        found = _add(h, metric, r[i]["value"], r[i]["generation"], r[i]["step"])
+        if found & DRIFT:
+            metrics_of(h)[metric]["last_drift"] = r[i]["step"]
+        status |= found
+    return status
+
+
+@kernel(t.float64(TEL_TYPE, t.int64, t.int64, t.float64))
+def window_stat(tel, metric, stat, q):
+    """Statistic ``stat`` (see ``stats.metric_stat``) of ``metric``'s current window; NaN when empty or not a
+    telemetry state. Allocates: nothing."""
+    h = borrow(tel)
+    if h[0]["magic"] != MAGIC or metric < 0 or metric >= h[0]["n_metrics"]:
+        return np.nan
+    return metric_stat(metrics_of(h)[metric:metric + 1], buckets_of(h)[metric], stat, q)
+
+
+@kernel(t.int64(STATE_TYPE, TEL_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
+def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
+    """Once ``metric``'s window holds ``min_samples`` samples, step the tuner with the window's statistic ``stat``
+    and open a new config generation (so samples measured from now on, under the new proposal, form the next window).
+    If the metric's detector found the objective drifting for the worse since the last call, first re-open the
+    tuner's exploration (``spsa_reopen``) and push a REOPENED_EVENT record; a drift for the better re-opens nothing
+    (the tuner is still descending, or the world got easier). Mutates: state, tel, ring. Allocates: nothing.
+    Returns: WAITING (nothing done), or the step's flags with REOPENED when exploration re-opened."""
+    th = borrow(state)
+    h = borrow(tel)
+    g = h[0]
+    if th[0]["magic"] != TUNER_MAGIC or g["magic"] != MAGIC or metric < 0 or metric >= g["n_metrics"]:
+        return BAD_STATE
+    records = metrics_of(h)
+    rec = records[metric:metric + 1]
+    if rec[0]["n"] < min_samples or rec[0]["n"] == 0:
+        return WAITING
+    status = OK
+    worse = rec[0]["drift_sign"] * th[0]["sense"] > 0  # a rise when minimizing, a fall when maximizing
+    if rec[0]["drifts"] != rec[0]["drifts_seen"] and worse:
+        spsa_reopen(th)
+        ring_push(ring, step_, metric, np.float64(rec[0]["drifts"]), g["generation"], g["variant"], REOPENED_EVENT)
+        status |= REOPENED
+    rec[0]["drifts_seen"] = rec[0]["drifts"]
+    status |= step(th, metric_stat(rec, buckets_of(h)[metric], stat, q))
+    th[0]["status"] = status
+    g["generation"] += 1
+    return status
