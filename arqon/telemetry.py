@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from multiprocessing import shared_memory
+import sys
+from multiprocessing import resource_tracker, shared_memory
 from typing import Annotated, Literal
 
 import attrs
@@ -22,6 +23,7 @@ from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels._jit import entry_point
 from arqon.status import Status
 
+_CREATED: set[str] = set()  # shared-memory rings this process created (and will unlink)
 _POLICIES = {"overwrite": ring_kernels.OVERWRITE, "drop_newest": ring_kernels.DROP_NEWEST}
 _PUSH = entry_point(ring_kernels.ring_push)
 _DRAIN = entry_point(ring_kernels.ring_drain)
@@ -120,6 +122,8 @@ class Ring:
         config = decode({"capacity": capacity, "policy": policy}, RingConfig)
         size = ring_kernels.ring_bytes(config.capacity)
         self._shm = shared_memory.SharedMemory(create=True, size=size) if shared else None
+        if shared:
+            _CREATED.add(self._shm.name)
         self._owner = shared
         self._buffer = np.ndarray(size, np.uint8, self._shm.buf) if shared else np.zeros(size, np.uint8)
         self.header = ring_kernels.init_ring(self._buffer, config.capacity, _POLICIES[config.policy])
@@ -137,6 +141,10 @@ class Ring:
         if header is None:
             shm.close()
             raise ValueError(f"shared memory {name!r} does not hold an arqon ring")
+        # before Python 3.13 attaching also registers the segment with this process's resource tracker, which would
+        # unlink it under the creator's feet when this process exits: the creator owns it, so unregister
+        if sys.version_info < (3, 13) and shm.name not in _CREATED:
+            resource_tracker.unregister(shm._name, "shared_memory")
         self = cls.__new__(cls)
         self._shm, self._owner, self._buffer, self.header = shm, False, buffer, header
         self._out = np.zeros(min(int(header[0]["capacity"]), 65_536), ring_kernels.RECORD)
@@ -185,6 +193,7 @@ class Ring:
             self._shm.close()
             if self._owner:
                 self._shm.unlink()
+                _CREATED.discard(self._shm.name)
             self._shm = None
 
     def __enter__(self):

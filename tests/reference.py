@@ -123,3 +123,72 @@ class ReferenceSpsa:
 
     def recommend(self):
         return self.user(self.theta)
+
+
+class ReferenceP2:
+    """The P-square estimator of one quantile as published (Jain and Chlamtac, 1985): desired positions accumulated
+    by their increments, markers adjusted in order with the piecewise-parabolic formula or, failing it, linearly."""
+
+    def __init__(self, p):
+        self.p, self.q, self.n = p, [], [1, 2, 3, 4, 5]
+        self.want = [1, 1 + 2 * p, 1 + 4 * p, 3 + 2 * p, 5]
+        self.dn = [0, p / 2, p, (1 + p) / 2, 1]
+
+    def add(self, x):
+        q, n = self.q, self.n
+        if len(q) < 5:
+            q.append(x)
+            q.sort()
+            return
+        if x < q[0]:
+            q[0], k = x, 0
+        elif x >= q[4]:
+            q[4], k = x, 3
+        else:
+            k = next(i for i in range(4) if q[i] <= x < q[i + 1])
+        for i in range(k + 1, 5):
+            n[i] += 1
+        for i in range(5):
+            self.want[i] += self.dn[i]
+        for i in (1, 2, 3):
+            d = self.want[i] - n[i]
+            if (d >= 1 and n[i + 1] - n[i] > 1) or (d <= -1 and n[i - 1] - n[i] < -1):
+                s = 1 if d > 0 else -1
+                parabolic = q[i] + s / (n[i + 1] - n[i - 1]) * (
+                    (n[i] - n[i - 1] + s) * (q[i + 1] - q[i]) / (n[i + 1] - n[i])
+                    + (n[i + 1] - n[i] - s) * (q[i] - q[i - 1]) / (n[i] - n[i - 1]))
+                if q[i - 1] < parabolic < q[i + 1]:
+                    q[i] = parabolic
+                else:
+                    q[i] = q[i] + s * (q[i + s] - q[i]) / (n[i + s] - n[i])
+                n[i] += s
+
+    def estimate(self):
+        if len(self.q) < 5:  # interpolated between the sorted samples, as the kernel does
+            return float(np.quantile(self.q, self.p)) if self.q else math.nan
+        return self.q[2]
+
+
+def reference_cusum(values, warmup, allowance, threshold, page_hinkley=False):
+    """Indices at which a two-sided CUSUM (or Page-Hinkley: against the running mean) fires, restarting its warm-up
+    after each detection; level and spread from the warm-up's mean and sample standard deviation."""
+    fired, start = [], 0
+    while start < len(values):
+        block = values[start:]
+        if len(block) <= warmup:
+            break
+        mu, sigma = float(np.mean(block[:warmup])), float(np.std(block[:warmup], ddof=1))
+        up = down = 0.0
+        total = float(np.sum(block[:warmup]))
+        for i in range(warmup, len(block)):
+            total += block[i]
+            ref = total / (i + 1) if page_hinkley else mu
+            z = (block[i] - ref) / sigma
+            up, down = max(0.0, up + z - allowance), max(0.0, down - z - allowance)
+            if up > threshold or down > threshold:
+                fired.append(start + i)
+                start += i + 1
+                break
+        else:
+            break
+    return fired

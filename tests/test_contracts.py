@@ -89,6 +89,59 @@ def test_guard_kernels_allocate_nothing():
 
 
 @needs_jit
+def test_telemetry_kernels_allocate_nothing():
+    code = """
+        import numba, numpy as np
+        from numba.core.runtime import rtsys
+        import arqon
+        from arqon.kernels import ask, ring, stats, telemetry
+
+        @numba.njit
+        def loop(state, tel, header, out, n):
+            ask(state)
+            for i in range(n):
+                telemetry.emit(tel, header, 0, 1.0 + (i % 17) * 0.1 + (i // 50_000), i)  # drifts upward twice
+                telemetry.emit(tel, header, 1, (i % 5) * 1e-3, i)
+                telemetry.tune_from_window(state, tel, header, 0, stats.QUANTILE, 0.99, 8, i)
+                if i % 1000 == 0:
+                    telemetry.ingest(tel, out, ring.ring_drain(header, out))
+
+        t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
+        tel = arqon.Telemetry({"metrics": [{"name": "lat", "settle": 1, "drift": {"on": "windows", "warmup": 20}},
+                                           {"name": "err", "drift": {"method": "page_hinkley"}}]})
+        out = np.zeros(256, ring.RECORD)
+        loop(t.state, tel.state, tel.ring.header, out, 10)
+        def allocs(n):
+            before = rtsys.get_allocation_stats()
+            loop(t.state, tel.state, tel.ring.header, out, n)
+            after = rtsys.get_allocation_stats()
+            return after.alloc - before.alloc
+        boundary = allocs(0)
+        print(allocs(150_000) - boundary, tel.generation, tel.summary("lat").drifts)
+    """
+    allocated, generations, drifts = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    assert allocated == 0 and generations > 10_000 and drifts >= 1
+
+
+@needs_jit
+def test_python_emit_does_not_grow_memory():
+    tel = arqon.Telemetry({"metrics": [{"name": "lat", "drift": {}}]})
+    tracemalloc.start()
+    try:
+        for i in range(1000):  # traced too: the step counter's int is replaced, not added to
+            tel.emit("lat", 1.0 + i % 7)
+        before = tracemalloc.take_snapshot()
+        for i in range(100_000):
+            tel.emit("lat", 1.0 + i % 7)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    harness = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    diff = after.filter_traces(harness).compare_to(before.filter_traces(harness), "traceback")
+    assert sum(s.size_diff for s in diff if s.size_diff > 0) == 0, diff[:3]
+
+
+@needs_jit
 def test_python_step_does_not_grow_memory():
     t = arqon.Tuner(space(16, seed=1))
     x = t.ask()
