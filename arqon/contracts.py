@@ -27,7 +27,8 @@ import numpy as np
 from msgspec import Meta
 
 from arqon.config import ConfigError, _Struct, decode
-from arqon.kernels import guard, rng_next, rng_rademacher, step
+from arqon.kernels import guard, ring, rng_next, rng_rademacher, stats, step
+from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels._jit import borrow
 
 Positive = Annotated[float, Meta(gt=0.0)]
@@ -185,6 +186,70 @@ def _guard_observe_probe():
     return run
 
 
+# Telemetry samples: a long lognormal table, so that the P-square markers' moves do not repeat with a short period
+SAMPLES = np.random.default_rng(0).lognormal(0.0, 1.0, 1 << 16)
+
+
+def telemetry(**metric):
+    """A Telemetry with one metric ``m`` (options ``metric``) over a 64Ki-record ring."""
+    from arqon.telemetry import Telemetry
+
+    return Telemetry({"metrics": [{"name": "m", **metric}], "ring": {"capacity": 1 << 16}})
+
+
+@numba.njit(cache=True)
+def _push_loop(header, samples, start, n):
+    for i in range(start, start + n):
+        ring.ring_push(header, i, 0, samples[i & 65535], 0, 0, 0)
+
+
+@numba.njit(cache=True)
+def _update_loop(tel, samples, start, n):
+    """n samples into metric 0's statistics (window, EMA, P-square, sketch and detector as configured)."""
+    for i in range(start, start + n):
+        stats.metric_add(tel, 0, samples[i & 65535], 0)
+
+
+@numba.njit(cache=True)
+def _emit_loop(tel, header, samples, start, n):
+    for i in range(start, start + n):
+        tel_kernels.emit(tel, header, 0, samples[i & 65535], i)
+
+
+def _counting(loop, *args):
+    """run(n) over ``loop(*args, start, n)``, moving ``start`` on across batches."""
+    clock = [0]
+
+    def run(n):
+        loop(*args, clock[0], n)
+        clock[0] += n
+
+    return run
+
+
+def _push_probe():
+    return _counting(_push_loop, telemetry().ring.header, SAMPLES)
+
+
+def _update_probe(**metric):
+    return _counting(_update_loop, telemetry(**metric).state, SAMPLES)
+
+
+def _emit_probe():
+    tel = telemetry(drift={})
+    return _counting(_emit_loop, tel.state, tel.ring.header, SAMPLES)
+
+
+def _python_emit_probe():
+    emit = telemetry(drift={}).emit
+
+    def run(n):
+        for i in range(n):
+            emit(0, SAMPLES[i & 65535])
+
+    return run
+
+
 # name -> a factory returning run(n): perform n calls of the kernel
 PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "step.njit.d2": lambda: _njit_step_probe(2),
@@ -197,6 +262,11 @@ PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "guard.offer.accept.d16": lambda: _guard_offer_probe(16),  # validate + stage + flip, every offer applied
     "guard.offer.reject.d16": lambda: _guard_offer_probe(16, mode="reject", max_delta=0.1),  # full check, rejected
     "guard.observe.d16": _guard_observe_probe,
+    "ring.push": _push_probe,
+    "stats.update.ema_p2x3": lambda: _update_probe(sketch=False),  # window moments + EMA + 3 P-square estimates
+    "stats.update.full": lambda: _update_probe(drift={}),  # ... + the sketch + a CUSUM detector
+    "telemetry.emit": _emit_probe,  # ring record + full update
+    "telemetry.emit.python": _python_emit_probe,
 }
 CALIBRATION = "calibration"
 

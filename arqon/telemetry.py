@@ -21,14 +21,16 @@ from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats as stats_kernels
 from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels._jit import entry_point
+from arqon.kernels._status import BAD_STATE as _BAD_STATE
 from arqon.status import Status
 
 _CREATED: set[str] = set()  # shared-memory rings this process created (and will unlink)
 _POLICIES = {"overwrite": ring_kernels.OVERWRITE, "drop_newest": ring_kernels.DROP_NEWEST}
 _PUSH = entry_point(ring_kernels.ring_push)
 _DRAIN = entry_point(ring_kernels.ring_drain)
-_EMIT = entry_point(tel_kernels.emit)
+_EMIT_AT = entry_point(tel_kernels.emit_at)
 _WINDOW_STAT = entry_point(tel_kernels.window_stat)
+TUNE_FROM_WINDOW = entry_point(tel_kernels.tune_from_window)
 _STATS = {"mean": stats_kernels.MEAN, "std": stats_kernels.STD, "min": stats_kernels.MIN, "max": stats_kernels.MAX,
           "ema": stats_kernels.EMA}
 
@@ -237,6 +239,9 @@ class Telemetry:
         self._ids = {name: i for i, name in enumerate(self.names)}
         self.ring = ring or Ring(self.config.ring.capacity, self.config.ring.policy)
         self.state = _build_state(self.config)
+        # emit passes addresses; holding the ring's header keeps its memory mapped (closing it raises meanwhile)
+        self._ring_header = self.ring.header
+        self._address, self._ring_address = self.state.ctypes.data, self._ring_header.ctypes.data
         self._records = stats_kernels.metric_records(self.state)
         self._seen_drifts = [0] * len(self.names)
         self._step = 0
@@ -248,9 +253,16 @@ class Telemetry:
                 return self._ids[metric]
             except KeyError:
                 raise KeyError(f"unknown metric {metric!r}; known: {', '.join(self.names)}") from None
+        if not isinstance(metric, (int, np.integer)):
+            raise TypeError(f"metric must be a name or an index, got {type(metric).__name__}")
         if not 0 <= metric < len(self.names):
             raise KeyError(f"metric index {metric} out of range 0..{len(self.names) - 1}")
         return int(metric)
+
+    @property
+    def next_step(self) -> int:
+        """The step the next ``emit`` without an explicit step will carry (one past the last emit's)."""
+        return self._step
 
     @property
     def generation(self) -> int:
@@ -261,13 +273,24 @@ class Telemetry:
         self.state[0]["generation"] += 1
         return self.generation
 
-    def emit(self, metric: str | int, value: float, step: int | None = None) -> Status:
-        """Record one sample. ``step`` defaults to a counter of emits. Returns flags: DRIFT when the metric's detector
-        fired, DROPPED when the ring refused the record, NONFINITE when the value was ignored by the statistics."""
+    def emit(self, metric: str | int, value: float, step: int | None = None) -> int:
+        """Record one sample of ``metric`` (a name or an index). ``step`` defaults to a counter of emits.
+        Returns status bits as an int (``arqon.Status(flags)`` names them; an int because building the flag object
+        would cost more than the emit): DRIFT when the metric's detector fired, DROPPED when the ring refused the
+        record, NONFINITE when the statistics ignored the value."""
         if step is None:
             step = self._step
         self._step = step + 1
-        return Status(_EMIT(self.state, self.ring.header, self.metric_id(metric), value + 0.0, step))
+        index = self._ids.get(metric, -1) if metric.__class__ is str else metric
+        try:
+            flags = _EMIT_AT(self._address, self._ring_address, index, value + 0.0, step)
+        except TypeError:
+            self.metric_id(metric)
+            raise TypeError(f"value must be a real number and step an integer, got {type(value).__name__} and "
+                            f"{type(step).__name__}") from None
+        if flags & _BAD_STATE:
+            self.metric_id(metric)  # raises the clear error for an unknown metric
+        return flags
 
     def stat(self, metric: str | int, stat: str = "mean") -> float:
         """One statistic of ``metric``'s current window (see ``parse_stat``); NaN while the window is empty."""

@@ -9,8 +9,7 @@ import numpy as np
 from arqon.config import Config, load_config
 from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
-from arqon.kernels.stats import QUANTILE as _QUANTILE
-from arqon.kernels.telemetry import tune_from_window
+from arqon.kernels._status import WAITING as _WAITING
 from arqon.kernels.state import (
     BEST, CENTER, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, SPAN, THETA, X,
 )
@@ -19,7 +18,6 @@ from arqon.status import Status
 _ASK = entry_point(api.ask)
 _TELL = entry_point(api.tell)
 _STEP_AT = entry_point(api.step_at)
-_TUNE_FROM_WINDOW = entry_point(tune_from_window)
 
 
 class BudgetExhausted(RuntimeError):
@@ -130,20 +128,20 @@ class Tuner:
         open a new generation, so that samples from now on (measured under the new proposal) form the next window.
         Returns the new proposal, or None while the window is still filling. When the metric's drift detector fired
         since the last step, exploration re-opens first (``Status.REOPENED`` in ``last_status``)."""
-        from arqon.telemetry import parse_stat
+        from arqon.telemetry import TUNE_FROM_WINDOW, parse_stat  # telemetry kernels compile only when used
 
         m = telemetry.metric_id(metric)
         try:
             code, q = parse_stat(stat)
         except ValueError as e:
             raise ValueError(f"stat: {e}") from None
-        if code == _QUANTILE and not telemetry.config.metrics[m].sketch:
+        if stat.startswith("p") and not telemetry.config.metrics[m].sketch:
             raise ValueError(f"stat: metric {telemetry.names[m]!r} keeps no sketch, so {stat!r} is not available")
         if not 1 <= min_samples <= 2**62:
             raise ValueError(f"min_samples must be at least 1, got {min_samples}")
-        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, m, code, q, int(min_samples),
-                                   telemetry._step)
-        return None if status & Status.WAITING else self._x
+        status = TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, m, code, q, int(min_samples),
+                                   telemetry.next_step)
+        return None if status & _WAITING else self._x
 
     @property
     def last_status(self) -> Status:

@@ -315,12 +315,15 @@ def open_window(rec, buckets, generation):
     r["skip"] = r["settle"]
 
 
-@kernel(t.int64(METRIC_TYPE, t.float64[:, ::1], t.float64, t.int64))
-def metric_add(rec, buckets, x, generation):
-    """Count sample ``x`` measured under config ``generation`` (a new generation closes the window, feeding the
-    detector when it watches windows, and opens the next). Mutates: record, buckets. Allocates: nothing.
+@kernel(t.int64(TEL_TYPE, t.int64, t.float64, t.int64))
+def metric_add(tel, metric, x, generation):
+    """Count sample ``x`` of ``metric`` (trusted to be in range) measured under config ``generation``: a new
+    generation closes the window, feeding the detector when it watches windows, and opens the next.
+    Not inlined (each caller would recompile it all): one array and three scalars keep the call cheap.
+    Mutates: the metric's record and sketch. Allocates: nothing.
     Returns: OK, DRIFT when the detector fired, NONFINITE (sample ignored, counted in ``rejected``)."""
-    rec, buckets = borrow(rec), borrow(buckets)
+    h = borrow(tel)
+    rec, buckets = metrics_of(h)[metric:metric + 1], buckets_of(h)[metric]
     r = rec[0]
     if not np.isfinite(x):
         r["rejected"] += 1

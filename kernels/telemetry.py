@@ -8,20 +8,13 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel
+from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
 from .api import step
-from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_TYPE, ring_push
+from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_HEADER, RING_TYPE, ring_push
 from .spsa import spsa_reopen
 from .state import MAGIC as TUNER_MAGIC, STATE_TYPE
-from .stats import MAGIC, TEL_TYPE, buckets_of, metric_add, metric_stat, metrics_of
-
-
-@numba.njit(inline="always")
-def _add(h, metric, value, generation, step_):
-    """metric_add on metric ``metric`` of the open telemetry header ``h``; pushes nothing."""
-    records = metrics_of(h)
-    return metric_add(records[metric:metric + 1], buckets_of(h)[metric], value, generation)
+from .stats import MAGIC, TEL_HEADER, TEL_TYPE, buckets_of, metric_add, metric_stat, metrics_of
 
 
 @kernel(t.int64(TEL_TYPE, RING_TYPE, t.int64, t.float64, t.int64))
@@ -35,13 +28,20 @@ def emit(tel, ring, metric, value, step_):
         return BAD_STATE
     generation, variant = g["generation"], g["variant"]
     status = ring_push(ring, step_, metric, value, generation, variant, 0)
-    found = _add(h, metric, value, generation, step_)
+    found = metric_add(h, metric, value, generation)
     if found & DRIFT:
         records = metrics_of(h)
         records[metric]["last_drift"] = step_
         status |= ring_push(ring, step_, metric, records[metric]["d_up"] - records[metric]["d_down"], generation,
                             variant, DRIFT_EVENT)
     return status | found
+
+
+@kernel(t.int64(t.uintp, t.uintp, t.int64, t.float64, t.int64), nogil=False)
+def emit_at(tel_address, ring_address, metric, value, step_):
+    """``emit`` on the telemetry state and ring whose headers are at these addresses: the Python path (passing two
+    addresses costs less than passing two arrays). The caller must hold both. Mutates and returns as ``emit``."""
+    return emit(view_at(tel_address, 1, TEL_HEADER), view_at(ring_address, 1, RING_HEADER), metric, value, step_)
 
 
 @kernel(t.int64(TEL_TYPE, RECORDS_TYPE, t.int64))
@@ -58,7 +58,7 @@ def ingest(tel, records, n):
         metric = np.int64(r[i]["metric"])
         if r[i]["flags"] & (DRIFT_EVENT | REOPENED_EVENT) or metric < 0 or metric >= h[0]["n_metrics"]:
             continue
-        found = _add(h, metric, r[i]["value"], r[i]["generation"], r[i]["step"])
+        found = metric_add(h, metric, r[i]["value"], r[i]["generation"])
         if found & DRIFT:
             metrics_of(h)[metric]["last_drift"] = r[i]["step"]
         status |= found

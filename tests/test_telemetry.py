@@ -146,7 +146,6 @@ def test_tuning_from_a_window_is_identical_from_python_and_inside_njit():
     x = py_tuner.ask()
     for i, n in enumerate(noise):
         py_tel.emit("cost", (x[0] - 1.0) ** 2 + n, step=i)
-        py_tel._step = i
         py_tuner.step_from(py_tel, "cost", "p99", min_samples=4)
     nj_tuner, nj_tel = arqon.Tuner(config), arqon.Telemetry(tconfig)
     steps = _njit_tuning(nj_tuner.state, nj_tel.state, nj_tel.ring.header, noise, stats.QUANTILE, 0.99)
