@@ -29,6 +29,15 @@ Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Z
 Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
 
 
+def check_unique_names(items, what: str, field: str) -> None:
+    """Raise ValueError naming the first item of ``items`` whose ``name`` repeats an earlier one."""
+    seen = set()
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise ValueError(f"duplicate {what} name {item.name!r} at {field}[{i}]")
+        seen.add(item.name)
+
+
 class Param(_Struct):
     """One tunable parameter. ``init`` defaults to the centre of the range (the geometric centre on a log scale)."""
 
@@ -80,11 +89,7 @@ class Config(_Struct):
     spsa: Spsa = msgspec.field(default_factory=Spsa)
 
     def __post_init__(self):
-        seen = set()
-        for i, p in enumerate(self.params):
-            if p.name in seen:
-                raise ValueError(f"duplicate parameter name {p.name!r} at params[{i}]")
-            seen.add(p.name)
+        check_unique_names(self.params, "parameter", "params")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from arqon.config import ConfigError, Name, _Struct, decode
+from arqon.config import ConfigError, Name, _Struct, check_unique_names, decode
 from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats as stats_kernels
 from arqon.kernels import telemetry as tel_kernels
@@ -101,11 +101,7 @@ class TelemetryConfig(_Struct):
     ring: RingConfig = msgspec.field(default_factory=RingConfig)
 
     def __post_init__(self):
-        seen = set()
-        for i, m in enumerate(self.metrics):
-            if m.name in seen:
-                raise ValueError(f"duplicate metric name {m.name!r} at metrics[{i}]")
-            seen.add(m.name)
+        check_unique_names(self.metrics, "metric", "metrics")
 
 
 def load_telemetry_config(source, format: str | None = None) -> TelemetryConfig:
