@@ -39,6 +39,7 @@ RECORD = np.dtype([
     ("variant", np.int32),
     ("flags", np.int64),
 ], align=True)
+RECORD_WORDS = RECORD.itemsize // 8  # every ring record type: this many 8-byte words, ``seq`` first
 
 MAGIC = 0x6172716F6E5F5231  # "arqon_R1"
 
@@ -84,37 +85,60 @@ def _records(h):
     return view_at(h.ctypes.data + RING_HEADER_BYTES, h[0]["capacity"], RECORD)
 
 
-@kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
-def ring_push(ring, step, metric, value, generation, variant, flags):
-    """Append one record. Mutates: one slot, head (or dropped). Allocates: nothing.
-    Returns: OK, or DROPPED when the ring is full under DROP_NEWEST (nothing written)."""
-    h = borrow(ring)
-    g = h[0]
+@numba.njit(inline="always")
+def _words(address, n):
+    """n records at ``address`` as (n, RECORD_WORDS) uint64 words, whatever their field names."""
+    return view_at(address, (n, RECORD_WORDS), np.uint64)
+
+
+@kernel(t.int64(RING_TYPE), inline=True)
+def begin_record(ring):
+    """Claim the slot of the next record and mark it being written (seq odd): the first half of every push.
+    Returns: the slot, or -1 when DROP_NEWEST refuses (counted in ``dropped``). Allocates: nothing."""
+    g = borrow(ring)[0]
     n = g["head"]
     if g["policy"] == DROP_NEWEST and n - g["tail"] >= g["capacity"]:
         g["dropped"] += 1
-        return DROPPED
-    r = _records(h)
+        return -1
     slot = n & (g["capacity"] - 1)
-    r[slot]["seq"] = np.uint64(2 * n + 1)
+    _words(ring.ctypes.data + RING_HEADER_BYTES, g["capacity"])[slot, 0] = np.uint64(2 * n + 1)
     release_fence()
+    return slot
+
+
+@kernel(t.void(RING_TYPE, t.int64), inline=True)
+def end_record(ring, slot):
+    """Publish the record written into ``slot`` (seq even, then head): the second half of every push."""
+    g = borrow(ring)[0]
+    n = g["head"]
+    release_fence()
+    _words(ring.ctypes.data + RING_HEADER_BYTES, g["capacity"])[slot, 0] = np.uint64(2 * n + 2)
+    release_fence()
+    g["head"] = n + 1
+
+
+@kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
+def ring_push(ring, step, metric, value, generation, variant, flags):
+    """Append one telemetry record. Mutates: one slot, head (or dropped). Allocates: nothing.
+    Returns: OK, or DROPPED when the ring is full under DROP_NEWEST (nothing written)."""
+    slot = begin_record(ring)
+    if slot < 0:
+        return DROPPED
+    r = _records(borrow(ring))
     r[slot]["step"] = step
     r[slot]["value"] = value
     r[slot]["generation"] = generation
     r[slot]["metric"] = np.int32(metric)
     r[slot]["variant"] = np.int32(variant)
     r[slot]["flags"] = flags
-    release_fence()
-    r[slot]["seq"] = np.uint64(2 * n + 2)
-    release_fence()
-    g["head"] = n + 1
+    end_record(ring, slot)
     return OK
 
 
-@kernel(t.int64(RING_TYPE, RECORDS_TYPE))
-def ring_drain(ring, out):
+def _drain(ring, out):
     """Move up to ``len(out)`` unread records, oldest first, into ``out``. Records overwritten before or while they
-    were read are skipped and counted in ``overrun`` (those caught mid-read also in ``torn``).
+    were read are skipped and counted in ``overrun`` (those caught mid-read also in ``torn``). Copies words, so it
+    serves every record type of RECORD_WORDS words with ``seq`` first.
     Mutates: out, tail, overrun, torn. Allocates: nothing. Returns: the number of records written to ``out``."""
     h = borrow(ring)
     g = h[0]
@@ -125,24 +149,20 @@ def ring_drain(ring, out):
     if head - tail > capacity:  # lapped: the oldest unread records are gone
         g["overrun"] += head - tail - capacity
         tail = head - capacity
-    r = _records(h)
-    o = borrow(out)
+    r = _words(h.ctypes.data + RING_HEADER_BYTES, capacity)
+    o = _words(out.ctypes.data, out.shape[0])
     count = 0
     while tail < head and count < o.shape[0]:
         slot = tail & (capacity - 1)
         expected = np.uint64(2 * tail + 2)
-        first = r[slot]["seq"]
+        first = r[slot, 0]
         acquire_fence()
-        o[count]["step"] = r[slot]["step"]
-        o[count]["value"] = r[slot]["value"]
-        o[count]["generation"] = r[slot]["generation"]
-        o[count]["metric"] = r[slot]["metric"]
-        o[count]["variant"] = r[slot]["variant"]
-        o[count]["flags"] = r[slot]["flags"]
+        for w in range(1, RECORD_WORDS):
+            o[count, w] = r[slot, w]
         acquire_fence()
-        second = r[slot]["seq"]
+        second = r[slot, 0]
         if first == expected and second == expected:
-            o[count]["seq"] = expected
+            o[count, 0] = expected
             count += 1
         else:
             g["overrun"] += 1
@@ -151,3 +171,7 @@ def ring_drain(ring, out):
     release_fence()
     g["tail"] = tail
     return count
+
+
+ring_drain = kernel(t.int64(RING_TYPE, RECORDS_TYPE))(_drain)
+ring_drain.__doc__ = _drain.__doc__
