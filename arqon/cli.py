@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
                     "the same run. Exits 1 naming each breach.",
         epilog="kernels: step.njit.d2, step.njit.d16, step.njit.d128, step.njit.d16.constant (inside @njit), "
                "step.python.d16 (Tuner.step), rng.next, rng.rademacher.d16, guard.offer.accept.d16, "
-               "guard.offer.reject.d16, guard.observe.d16 (the safety executor inside @njit)")
+               "guard.offer.reject.d16, guard.observe.d16 (the safety executor inside @njit), ring.push, "
+               "stats.update.ema_p2x3, stats.update.full, telemetry.emit (telemetry inside @njit), "
+               "telemetry.emit.python (Telemetry.emit)")
     c.add_argument("--budgets", metavar="FILE", help="budgets TOML (default: the one shipped with arqon)")
     c.add_argument("--mode", choices=["ratio", "ns", "both"], default="ratio",
                    help="what must hold: ratios to the calibration loop (default; machine-independent), absolute ns, "

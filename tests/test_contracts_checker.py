@@ -83,3 +83,11 @@ def test_unknown_kernel_names_are_errors(tmp_path, capsys):
     assert "budgets name kernels that are not measured: warp.drive" in capsys.readouterr().err
     assert cli.main(["contracts", "--only", "warp.drive"]) == 2
     assert "unknown kernels: warp.drive; known: step.njit.d2" in capsys.readouterr().err
+
+
+def test_contracts_help_lists_every_measured_kernel():
+    from arqon.cli import _parser
+    from arqon.contracts import PROBES
+
+    epilog = _parser()._subparsers._group_actions[0].choices["contracts"].epilog
+    assert [k for k in PROBES if k not in epilog] == []
