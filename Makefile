@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench contracts asv quickstart clean
+.PHONY: demo test test-slow bench contracts asv quickstart clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ quickstart: $(BIN)/.installed
 
 test: $(BIN)/.installed  ## the whole test suite (benchmarks run once each as smoke tests)
 	$(BIN)/python -m pytest
+
+test-slow: $(BIN)/.installed  ## the slow tier (1000 SIGKILLs of an audit-log writer, ...)
+	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit call of the same run
 	$(BIN)/python -m pytest bench --benchmark-enable -q

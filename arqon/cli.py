@@ -1,8 +1,10 @@
-"""``arqon``: the command line. Exit codes: 0 success, 1 a check failed (a contract breach), 2 bad usage or input."""
+"""``arqon``: the command line. Exit codes: 0 success, 1 a check failed (a contract breach, a replay divergence),
+2 bad usage or input (a missing or damaged file)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from arqon.config import ConfigError
@@ -33,6 +35,29 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, default=200, help="timed batches per repetition (default 200)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    r = commands.add_parser(
+        "replay", help="re-run a tuner from its audit log and check every decision is bit-identical",
+        description="Rebuild the tuner from the log's header (config and seed), re-run every logged ask/tell/step "
+                    "with the logged values, and compare each decision's status and state digest with the logged one. "
+                    "Prints the first divergence, or the first gap (records the audit ring refused), if any.",
+        epilog="Exit codes: 0 every event identical, 1 a divergence or a gap, 2 the log is missing or damaged.")
+    r.add_argument("log", metavar="LOG", help="the audit log (its first segment; LOG.1, LOG.2 ... are read too)")
+
+    g = commands.add_parser("log", help="show, tail or export an audit log",
+                            description="Read an audit log (checking every checksum and the hash chain) and print or "
+                                        "export its records. A torn tail is reported on stderr, never hidden.")
+    verbs = g.add_subparsers(dest="verb", metavar="VERB", required=True)
+    show = verbs.add_parser("show", help="the header and the first records")
+    show.add_argument("log", metavar="LOG")
+    show.add_argument("-n", "--limit", type=int, default=20, help="records to print (default 20)")
+    tail = verbs.add_parser("tail", help="the last records")
+    tail.add_argument("log", metavar="LOG")
+    tail.add_argument("-n", "--limit", type=int, default=20, help="records to print (default 20)")
+    export = verbs.add_parser("export", help="every record as JSON lines or CSV")
+    export.add_argument("log", metavar="LOG")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     return parser
 
 
@@ -45,9 +70,82 @@ def main(argv: list[str] | None = None) -> int:
             if args.repetitions < 1 or args.samples < 10:
                 raise ConfigError("--repetitions must be >= 1 and --samples >= 10")
             return contracts.main(args)
-    except ConfigError as e:
+        if args.command == "replay":
+            return _replay(args.log)
+        if args.command == "log":
+            return _log(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt is a ValueError
         print(f"arqon {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`arqon log export LOG | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
+
+
+def _replay(path) -> int:
+    from arqon.audit import replay
+
+    result = replay(path)
+    if result.identical:
+        print(f"{path}: {result.events} events replayed, every decision bit-identical")
+        return 0
+    if result.gap:
+        g = result.gap
+        print(f"{path}: {result.verified} of {result.events} events identical; then a gap: {g['lost']} record(s) "
+              f"refused by a full audit ring before event {g['index']} (step {g['step']}), so replay stops there")
+    else:
+        d = result.divergence
+        print(f"{path}: {result.verified} of {result.events} events identical; first divergence at event "
+              f"{d['index']} ({d['kind']}, step {d['step']}): logged digest {d['logged_digest']} (status "
+              f"{d['logged_status']}), replayed digest {d['replayed_digest']}")
+    return 1
+
+
+def _log(args) -> int:
+    import csv
+    import json
+
+    from arqon.audit import read_log, record_dicts
+
+    if getattr(args, "limit", 1) < 1:
+        raise ConfigError("--limit must be at least 1")
+    log = read_log(args.log)
+    if log.torn_tail:
+        t = log.torn_tail
+        print(f"arqon log: torn tail in {t.file}: {t.dropped_bytes} bytes after offset {t.offset} are not records "
+              f"(a write cut short); not repaired", file=sys.stderr)
+    elif not log.closed:
+        print(f"arqon log: {args.log} was not closed (its writer stopped without the end marker)", file=sys.stderr)
+    records = log.records
+    if args.verb == "export":
+        out = open(args.output, "w", newline="") if args.output else sys.stdout
+        try:
+            if args.format == "jsonl":
+                for row in record_dicts(records):
+                    out.write(json.dumps(row) + "\n")
+            else:
+                writer = csv.DictWriter(out, ["index", "step", "kind", "value", "status", "digest", "lost"])
+                writer.writeheader()
+                writer.writerows(record_dicts(records))
+        finally:
+            if args.output:
+                out.close()
+        return 0
+    if args.verb == "show":
+        h = log.header
+        params = ", ".join(p["name"] for p in h["config"]["params"])
+        print(f"{args.log}: format {h['format']}, arqon {h['library']}, created {h['created']}, seed {h['seed']}, "
+              f"{len(records)} records in {len(log.segments)} segment(s), params: {params}")
+        start, rows = 0, records[: args.limit]
+    else:
+        start = max(len(records) - args.limit, 0)
+        rows = records[start:]
+    print(f"{'index':>8s} {'step':>8s} {'kind':5s} {'value':>14s} {'status':>6s} {'digest':16s} {'lost':>5s}")
+    for row in record_dicts(rows, start):
+        value = "" if row["value"] is None else f"{row['value']:.6g}"
+        print(f"{row['index']:8d} {row['step']:8d} {row['kind']:5s} {value:>14s} {row['status']:6d} "
+              f"{row['digest']:16s} {row['lost']:5d}")
     return 0
 
 

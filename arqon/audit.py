@@ -1,0 +1,409 @@
+"""The audit log: every tuner decision, from an audit ring in memory to an append-only, checksummed, hash-chained file
+that survives a crash, and a replay that checks every decision bit for bit.
+
+File layout (little-endian). A *segment* file starts with ``ARQONLOG``, a u32 format version, a u32 header length, the
+header as JSON (format, library version, seed, the full tuner config, segment number, the chain value the segment
+starts from) and a u32 CRC-32 of that JSON. Frames follow, each ``[u32 magic][u32 length][u32 crc][16-byte chain]``
+then ``length`` bytes of ``AUDIT_RECORD``s; ``crc`` is the CRC-32 of length, chain and payload, and
+``chain = BLAKE2b-128(previous chain + payload)`` links every frame to all before it (the first previous chain is the
+BLAKE2b-128 of the first segment's header). When a segment reaches ``rotate_bytes`` the next one is ``LOG.1``,
+``LOG.2`` and so on, its header carrying the chain value reached.
+
+Reading a log checks everything. A damaged last frame of the last segment (a write cut short by a crash) is a *torn
+tail*: reported, and cut off with ``repair=True``. Any other damage stops with ``LogCorrupt`` naming the file and the
+byte offset; damage is never skipped. ``close()`` ends the log with an empty frame, the end marker: a log that lacks it
+(``Log.closed`` False) was cut short, by a crash or by a truncation at a frame boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import msgspec
+import numpy as np
+
+import arqon
+from arqon.config import ConfigError, load_config
+from arqon.kernels import audit as audit_kernels
+from arqon.kernels._jit import entry_point
+from arqon.status import Status
+from arqon.telemetry import Ring
+
+FORMAT = 1
+FILE_MAGIC = b"ARQONLOG"
+FRAME_MAGIC = 0x31465241  # b"ARF1"
+_FRAME = struct.Struct("<III16s")
+_HEAD = struct.Struct("<8sII")
+KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STEP: "step", audit_kernels.LOST: "lost"}
+RECORD = audit_kernels.AUDIT_RECORD
+_ASK = entry_point(audit_kernels.audited_ask)
+_TELL = entry_point(audit_kernels.audited_tell)
+_STEP = entry_point(audit_kernels.audited_step)
+_DRAIN = entry_point(audit_kernels.audit_drain)
+
+
+class LogCorrupt(ValueError):
+    """The log is damaged somewhere a crash cannot explain; the message names the file and the byte offset."""
+
+
+def _chain(previous: bytes, payload: bytes) -> bytes:
+    return hashlib.blake2b(previous + payload, digest_size=16).digest()
+
+
+def segment_path(path: Path, index: int) -> Path:
+    return path if index == 0 else path.with_name(f"{path.name}.{index}")
+
+
+class AuditLog:
+    """Audited ``ask``/``tell``/``step`` of ``tuner``, written to ``path`` by a background thread.
+
+    ``fsync`` says when written records become durable (acknowledged in ``durable``):
+
+    - ``"record"``: after every frame the writer writes (each holds what it drained at once): no acknowledged record is
+      ever lost; a crash loses only records not yet acknowledged;
+    - ``"every"``: once ``every`` records are waiting: a crash loses at most the unacknowledged ones, at most ``every - 1``
+      written plus what the ring holds;
+    - ``"interval"``: every ``interval_ms``: a crash loses at most the last ``interval_ms`` of records.
+
+    The ring between the hot path and the writer holds ``capacity`` records; when it is full a record is refused, never
+    waited for; the refusal is counted and the next record carries the count (``lost``), so replay stops at the gap.
+    """
+
+    def __init__(self, path, tuner, *, fsync: Literal["record", "every", "interval"] = "record", every: int = 1000,
+                 interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
+        if fsync not in ("record", "every", "interval"):
+            raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
+        if not (isinstance(every, int) and every >= 1):
+            raise ConfigError(f"every must be a whole number of records >= 1, got {every!r}")
+        if not interval_ms > 0:
+            raise ConfigError(f"interval_ms must be > 0, got {interval_ms!r}")
+        if rotate_bytes < 4096:
+            raise ConfigError(f"rotate_bytes must be at least 4096, got {rotate_bytes!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
+        self.tuner = tuner
+        self.ring = Ring(capacity, "drop_newest")
+        self._header, self._state = self.ring.header, tuner.state
+        self._fsync, self._every, self._interval = fsync, every, interval_ms / 1000.0
+        self._rotate = rotate_bytes
+        self._step = 0
+        self._last_step, self._lost = -1, 0  # the writer's view: last step drained, refusals already on record
+        self._durable = 0  # records on disk and fsynced
+        self._written = 0  # records handed to the OS
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._segment, self._file = 0, None
+        self._chain = b""
+        self._open_segment()
+        self._thread = threading.Thread(target=self._run, name=f"arqon-audit:{self.path.name}", daemon=True)
+        self._thread.start()
+
+    # -- the hot path (one kernel call each) ----------------------------------------------------------------------
+
+    def ask(self, step: int | None = None) -> np.ndarray:
+        """``tuner.ask()``, audited. Returns the proposal view."""
+        _ASK(self._state, self._header, self._next(step))
+        return self.tuner._x
+
+    def tell(self, value: float, step: int | None = None) -> int:
+        """``tuner.tell(value)``, audited. Returns the status flags (an int; ``arqon.Status`` names them)."""
+        return _TELL(self._state, self._header, value + 0.0, self._next(step))
+
+    def step(self, value: float, step: int | None = None) -> np.ndarray:
+        """``tuner.step(value)``, audited. Returns the next proposal view."""
+        _STEP(self._state, self._header, value + 0.0, self._next(step))
+        return self.tuner._x
+
+    def _next(self, step):
+        if step is None:
+            step = self._step
+        self._step = step + 1
+        return step
+
+    # -- acknowledgements ------------------------------------------------------------------------------------------
+
+    @property
+    def durable(self) -> int:
+        """Records written and fsynced: a crash from now on loses none of them."""
+        return self._durable
+
+    def counters(self) -> dict[str, int]:
+        c = self.ring.counters()
+        return {"logged": c["written"], "refused": c["dropped"], "written": self._written, "durable": self._durable}
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record logged so far is durable (whatever the fsync policy)."""
+        target = int(self._header[0]["head"])
+        deadline = time.monotonic() + timeout
+        self._flush_now = True
+        while self._durable < target:
+            self._raise_writer_error()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"audit writer did not make {target} records durable in {timeout} s")
+            time.sleep(0.0005)
+
+    def close(self) -> None:
+        """Write what is left, fsync, stop the writer and close the file."""
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+        self._raise_writer_error()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _raise_writer_error(self):
+        if self._error is not None:
+            raise RuntimeError(f"audit writer for {self.path} failed: {self._error}") from self._error
+
+    # -- the writer thread -----------------------------------------------------------------------------------------
+
+    _flush_now = False
+
+    def _open_segment(self):
+        header = {"format": FORMAT, "library": arqon.__version__, "seed": self.tuner.config.seed,
+                  "config": msgspec.to_builtins(self.tuner.config), "segment": self._segment,
+                  "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        text = json.dumps(header, sort_keys=True).encode()
+        if self._segment == 0:
+            self._chain = hashlib.blake2b(text, digest_size=16).digest()
+        path = segment_path(self.path, self._segment)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        os.write(fd, _HEAD.pack(FILE_MAGIC, FORMAT, len(text)) + text + struct.pack("<I", zlib.crc32(text)))
+        os.fsync(fd)
+        if self._segment > 0:
+            os.close(self._file)
+        self._file, self._size = fd, os.fstat(fd).st_size
+        _fsync_directory(path.parent)
+
+    def _run(self):
+        out = np.zeros(min(self.ring.capacity, 1 << 14) + 1, RECORD)
+        drained = out[:-1]  # the last slot is room for a LOST record
+        unsynced, last_sync = 0, time.monotonic()
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                n = _DRAIN(self._header, drained)
+                if n:
+                    self._last_step, self._lost = int(out[n - 1]["step"]), int(out[n - 1]["lost"])
+                refused = int(self._header[0]["dropped"])
+                if refused > self._lost and self._header[0]["head"] == self._header[0]["tail"]:
+                    out[n] = (0, self._last_step, np.nan, 0, audit_kernels.LOST, Status.DROPPED, refused)
+                    self._lost = refused
+                    n += 1
+                if n:
+                    self._write_frame(out[:n].tobytes())
+                    self._written += n
+                    unsynced += n
+                now = time.monotonic()
+                due = (self._fsync == "record" or (self._fsync == "every" and unsynced >= self._every)
+                       or (self._fsync == "interval" and now - last_sync >= self._interval)
+                       or self._flush_now or stopping)
+                if unsynced and due:
+                    os.fsync(self._file)
+                    self._durable, unsynced, last_sync = self._written, 0, now
+                    self._flush_now = False
+                if self._size >= self._rotate:
+                    if unsynced:
+                        os.fsync(self._file)
+                        self._durable, unsynced, last_sync = self._written, 0, now
+                    self._segment += 1
+                    self._open_segment()
+                if stopping and not n:
+                    self._write_frame(b"")  # the end marker: a log without one was not closed (a crash)
+                    os.fsync(self._file)
+                    break
+                if not n:
+                    time.sleep(0.0002)
+        except BaseException as e:  # surfaced by flush/close
+            self._error = e
+        finally:
+            if self._file is not None:
+                os.close(self._file)
+                self._file = None
+
+
+    def _write_frame(self, payload: bytes) -> None:
+        self._chain = _chain(self._chain, payload)
+        crc = zlib.crc32(struct.pack("<I", len(payload)) + self._chain + payload)
+        os.write(self._file, _FRAME.pack(FRAME_MAGIC, len(payload), crc, self._chain) + payload)
+        self._size += _FRAME.size + len(payload)
+
+
+def _fsync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- reading ------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TornTail:
+    """A damaged last frame (a write a crash cut short)."""
+
+    file: str
+    offset: int  # where the valid log ends
+    dropped_bytes: int
+    repaired: bool  # the file was truncated at ``offset``
+
+
+@attrs.frozen
+class Log:
+    header: dict  # the first segment's header
+    records: np.ndarray  # every record in order (AUDIT_RECORD)
+    segments: tuple[str, ...]
+    torn_tail: TornTail | None
+    closed: bool  # the writer closed the log (it ends with the end marker); False after a crash or a truncation
+
+
+def read_log(path, repair: bool = False) -> Log:
+    """Read and check every segment of the log at ``path``. A torn tail is reported (and truncated with ``repair``);
+    anything else damaged raises ``LogCorrupt`` naming the file and offset."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no audit log at {path}")
+    header, chain, chunks, segments, torn, closed = None, b"", [], [], None, False
+    index = 0
+    while segment_path(path, index).is_file():
+        file = segment_path(path, index)
+        if closed:
+            raise LogCorrupt(f"{file}: a segment after the end marker of {segments[-1]}, at offset 0")
+        if torn is not None:
+            raise LogCorrupt(f"{torn.file}: damaged frame at offset {torn.offset}, yet a later segment {file} exists")
+        data = file.read_bytes()
+        seg_header, offset = _read_header(file, data)
+        if seg_header["segment"] != index:
+            raise LogCorrupt(f"{file}: header says segment {seg_header['segment']}, expected {index}, at offset 0")
+        if index == 0:
+            header = seg_header
+            chain = hashlib.blake2b(data[_HEAD.size:offset - 4], digest_size=16).digest()
+        elif bytes.fromhex(seg_header["chain"]) != chain:
+            raise LogCorrupt(f"{file}: does not continue the chain of segment {index - 1}, at offset 0")
+        while offset < len(data):
+            problem = _frame_problem(data, offset, chain)
+            if problem:
+                if _valid_frame_after(data, offset + 1):
+                    raise LogCorrupt(f"{file}: {problem} at offset {offset}")
+                torn = TornTail(str(file), offset, len(data) - offset, repair)
+                if repair:
+                    with open(file, "r+b") as f:
+                        f.truncate(offset)
+                        f.flush()
+                        os.fsync(f.fileno())
+                break
+            if closed:
+                raise LogCorrupt(f"{file}: frame after the end marker at offset {offset}")
+            _, length, _, chain = _FRAME.unpack_from(data, offset)
+            chunks.append(data[offset + _FRAME.size: offset + _FRAME.size + length])
+            closed = length == 0
+            offset += _FRAME.size + length
+        segments.append(str(file))
+        index += 1
+    records = np.frombuffer(b"".join(chunks), RECORD).copy()
+    return Log(header, records, tuple(segments), torn, closed)
+
+
+def _read_header(file: Path, data: bytes) -> tuple[dict, int]:
+    if len(data) < _HEAD.size or data[:8] != FILE_MAGIC:
+        raise LogCorrupt(f"{file}: not an arqon audit log (bad magic) at offset 0")
+    _, version, length = _HEAD.unpack_from(data)
+    end = _HEAD.size + length
+    if version != FORMAT:
+        raise LogCorrupt(f"{file}: format version {version}, this arqon reads {FORMAT}, at offset 8")
+    if end + 4 > len(data) or struct.unpack_from("<I", data, end)[0] != zlib.crc32(data[_HEAD.size:end]):
+        raise LogCorrupt(f"{file}: header fails its checksum at offset {_HEAD.size}")
+    return json.loads(data[_HEAD.size:end]), end + 4
+
+
+def _frame_problem(data: bytes, offset: int, chain: bytes) -> str | None:
+    """Why the frame at ``offset`` is not valid (None when it is)."""
+    if offset + _FRAME.size > len(data):
+        return "incomplete frame header"
+    magic, length, crc, link = _FRAME.unpack_from(data, offset)
+    if magic != FRAME_MAGIC:
+        return "bad frame magic"
+    end = offset + _FRAME.size + length
+    if length % RECORD.itemsize or end > len(data):
+        return "frame length runs past the end"
+    payload = data[offset + _FRAME.size:end]
+    if zlib.crc32(data[offset + 4:offset + 8] + link + payload) != crc:
+        return "frame fails its checksum"
+    if _chain(chain, payload) != link:
+        return "frame breaks the hash chain"
+    return None
+
+
+def _valid_frame_after(data: bytes, start: int) -> bool:
+    """Whether a frame that passes its checksum starts anywhere at or after ``start`` (then the damage before it is not
+    a torn tail but corruption in the middle)."""
+    magic = struct.pack("<I", FRAME_MAGIC)
+    at = data.find(magic, start)
+    while at != -1:
+        if at + _FRAME.size <= len(data):
+            _, length, crc, link = _FRAME.unpack_from(data, at)
+            end = at + _FRAME.size + length
+            if length % RECORD.itemsize == 0 and end <= len(data) and \
+                    zlib.crc32(data[at + 4:at + 8] + link + data[at + _FRAME.size:end]) == crc:
+                return True
+        at = data.find(magic, at + 1)
+    return False
+
+
+# -- replay -------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Replay:
+    events: int  # records in the log
+    verified: int  # records re-run with an identical status and state digest, from the first
+    divergence: dict | None  # the first record that differs: index, step, kind, logged and replayed digests
+    gap: dict | None  # the first record after refused ones (lost > 0): replay cannot go past it
+
+    @property
+    def identical(self) -> bool:
+        return self.verified == self.events
+
+
+def replay(path) -> Replay:
+    """Rebuild the tuner from the log's config and seed, re-run every logged event, and check that each decision
+    (status and state digest) is bit-identical to the logged one."""
+    log = read_log(path)
+    tuner = arqon.Tuner(load_config(log.header["config"]))
+    records = log.records
+    n = len(records)
+    verified = audit_kernels.audit_replay(tuner.state, records, n)
+    divergence = gap = None
+    if verified < n:
+        r = records[verified]
+        where = {"index": int(verified), "step": int(r["step"]), "kind": KINDS.get(int(r["kind"]), int(r["kind"]))}
+        if r["lost"] != 0:
+            gap = {**where, "lost": int(r["lost"])}
+        else:
+            divergence = {**where, "logged_status": int(r["status"]), "logged_digest": f"{int(r['digest']):016x}",
+                          "replayed_digest": f"{int(audit_kernels.state_digest(tuner.state)):016x}"}
+    return Replay(n, int(verified), divergence, gap)
+
+
+def record_dicts(records: np.ndarray, start: int = 0):
+    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost)."""
+    for i, r in enumerate(records.tolist(), start):
+        _, step, value, digest, kind, status, lost = r
+        yield {"index": i, "step": step, "kind": KINDS.get(kind, kind), "value": None if value != value else value,
+               "status": status, "digest": f"{digest:016x}", "lost": lost}

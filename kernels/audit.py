@@ -1,0 +1,139 @@
+"""Audit kernels: every tuner decision becomes one fixed record in an audit ring, with a digest of the tuner's
+decision state after it, so a replay can check every decision bit for bit.
+
+The audit ring is a ``ring`` ring (same header, same push/drain protocol) whose records are ``AUDIT_RECORD``s. It should
+be created ``DROP_NEWEST``: a full ring refuses the record (the hot path never waits), the ring counts it in ``dropped``,
+and the next record that gets in carries the count in ``lost``, so the gap is recorded where it happened (when none
+gets in, the log writer records a LOST record).
+"""
+
+import numba
+import numpy as np
+from numba import types as t
+
+from ._jit import borrow, kernel, view_at
+from ._status import BAD_STATE, DROPPED
+from .api import ask, step, tell
+from .ring import RECORD_WORDS, RING_HEADER_BYTES, RING_TYPE, _drain, begin_record, end_record
+from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
+
+assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 32 == 0  # state_digest reads them as one run
+
+# record kinds
+ASK, TELL, STEP = 1, 2, 3
+LOST = 4  # written by the log writer, not a kernel: the ring refused records and no later record says so
+
+AUDIT_RECORD = np.dtype([
+    ("seq", np.uint64),  # the ring's sequence stamp
+    ("step", np.int64),  # the caller's step
+    ("value", np.float64),  # the told value (TELL, STEP); NaN for ASK
+    ("digest", np.uint64),  # state_digest after the event
+    ("kind", np.int32),
+    ("status", np.int32),  # the kernel's status flags
+    ("lost", np.int64),  # records the ring refused before this one, in total
+], align=True)
+assert AUDIT_RECORD.itemsize == RECORD_WORDS * 8
+AUDIT_TYPE = numba.from_dtype(AUDIT_RECORD)[::1]
+
+_PRIME = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(inline="always")
+def _mix(x):
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+@kernel(t.uint64(STATE_TYPE), inline=True)
+def state_digest(state):
+    """A 64-bit digest of everything in the tuner state that changes: the header's words (counters, gains, the
+    measurement of the pair in flight, the best value, the RNG words) and the proposal, theta, perturbation, gradient
+    and best rows, by their bits. Equal states give equal digests; any differing bit almost surely not.
+    Allocates: nothing."""
+    h = borrow(state)
+    d = h[0]["d"]
+    words = view_at(h.ctypes.data, HEADER_BYTES // 8 + 4 * d, np.uint64)  # header, then rows X, THETA, DELTA, GRAD
+    best = view_at(h.ctypes.data + HEADER_BYTES + BEST * d * 8, d, np.uint64)
+    a, b, c, e = _PRIME, _M1, _M2, _PRIME ^ _M1
+    for i in range(0, words.shape[0], 4):  # four independent lanes (4d and the header's words are multiples of 4)
+        a = (a ^ words[i]) * _PRIME
+        b = (b ^ words[i + 1]) * _PRIME
+        c = (c ^ words[i + 2]) * _PRIME
+        e = (e ^ words[i + 3]) * _PRIME
+    for i in range(d):
+        a = (a ^ best[i]) * _M1
+    return _mix(_mix(a ^ _mix(b)) ^ _mix(c ^ _mix(e)))
+
+
+@numba.njit(inline="always")
+def _log(state, audit, kind, step_, value, status):
+    slot = begin_record(audit)
+    if slot < 0:
+        return DROPPED
+    g = borrow(audit)[0]
+    r = view_at(audit.ctypes.data + RING_HEADER_BYTES, g["capacity"], AUDIT_RECORD)
+    r[slot]["step"] = step_
+    r[slot]["value"] = value
+    r[slot]["digest"] = state_digest(state)
+    r[slot]["kind"] = np.int32(kind)
+    r[slot]["status"] = np.int32(status)
+    r[slot]["lost"] = g["dropped"]
+    end_record(audit, slot)
+    return 0
+
+
+@kernel(t.int64(STATE_TYPE, RING_TYPE, t.float64, t.int64))
+def audited_step(state, audit, value, step_):
+    """``step`` then one STEP record (value, status, digest after). Mutates: state, audit ring. Allocates: nothing.
+    Returns: the step's status, with DROPPED when the audit ring was full (the decision still happened)."""
+    if borrow(state)[0]["magic"] != MAGIC:
+        return BAD_STATE
+    status = step(state, value)
+    return status | _log(state, audit, STEP, step_, value, status)
+
+
+@kernel(t.int64(STATE_TYPE, RING_TYPE, t.float64, t.int64))
+def audited_tell(state, audit, value, step_):
+    """``tell`` then one TELL record. Mutates, allocates and returns as ``audited_step``."""
+    if borrow(state)[0]["magic"] != MAGIC:
+        return BAD_STATE
+    status = tell(state, value)
+    return status | _log(state, audit, TELL, step_, value, status)
+
+
+@kernel(t.int64(STATE_TYPE, RING_TYPE, t.int64))
+def audited_ask(state, audit, step_):
+    """``ask`` then one ASK record. Mutates, allocates and returns as ``audited_step``."""
+    if borrow(state)[0]["magic"] != MAGIC:
+        return BAD_STATE
+    status = ask(state)
+    return status | _log(state, audit, ASK, step_, np.nan, status)
+
+
+@kernel(t.int64(STATE_TYPE, AUDIT_TYPE, t.int64))
+def audit_replay(state, records, n):
+    """Re-apply the first ``n`` records' events to ``state`` (a tuner rebuilt from the log's config and seed) and
+    compare each digest and status with the logged one. Stops at a gap (``lost`` grows) or a mismatch.
+    Mutates: state. Allocates: nothing. Returns: the index of the first record not verified (n when all were)."""
+    r = borrow(records)
+    for i in range(n):
+        if r[i]["lost"] != 0:  # records were refused before this one: what follows cannot be replayed
+            return i
+        kind = r[i]["kind"]
+        if kind == STEP:
+            status = step(state, r[i]["value"])
+        elif kind == TELL:
+            status = tell(state, r[i]["value"])
+        elif kind == ASK:
+            status = ask(state)
+        else:
+            return i
+        if status != r[i]["status"] or state_digest(state) != r[i]["digest"]:
+            return i
+    return n
+
+
+audit_drain = kernel(t.int64(RING_TYPE, AUDIT_TYPE))(_drain)
+audit_drain.__doc__ = "``ring_drain`` for an audit ring: moves AUDIT_RECORDs into ``out``; returns how many."
