@@ -17,6 +17,7 @@ _EXPORTS = {
     "Policy": "arqon.policy", "load_policy": "arqon.policy",
     "Ring": "arqon.telemetry", "Summary": "arqon.telemetry", "Telemetry": "arqon.telemetry",
     "TelemetryConfig": "arqon.telemetry", "load_telemetry_config": "arqon.telemetry",
+    "AuditLog": "arqon.audit", "LogCorrupt": "arqon.audit",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -145,11 +145,11 @@ class AuditLog:
         """Wait until every record logged so far is durable (whatever the fsync policy)."""
         target = int(self._header[0]["head"])
         deadline = time.monotonic() + timeout
-        self._flush_now = True
         while self._durable < target:
+            self._flush_now = True  # again each turn: the writer may have used it on a sync that came too early
             self._raise_writer_error()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"audit writer did not make {target} records durable in {timeout} s")
+                raise TimeoutError(f"audit writer did not make {target} records durable in {timeout} s: {self.counters()}")
             time.sleep(0.0005)
 
     def close(self) -> None:

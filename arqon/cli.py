@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
                "step.python.d16 (Tuner.step), rng.next, rng.rademacher.d16, guard.offer.accept.d16, "
                "guard.offer.reject.d16, guard.observe.d16 (the safety executor inside @njit), ring.push, "
                "stats.update.ema_p2x3, stats.update.full, telemetry.emit (telemetry inside @njit), "
-               "telemetry.emit.python (Telemetry.emit)")
+               "telemetry.emit.python (Telemetry.emit), audit.step.njit.d16 (an audited step inside @njit)")
     c.add_argument("--budgets", metavar="FILE", help="budgets TOML (default: the one shipped with arqon)")
     c.add_argument("--mode", choices=["ratio", "ns", "both"], default="ratio",
                    help="what must hold: ratios to the calibration loop (default; machine-independent), absolute ns, "

@@ -28,6 +28,7 @@ from msgspec import Meta
 
 from arqon.config import ConfigError, _Struct, decode
 from arqon.kernels import guard, ring, rng_next, rng_rademacher, stats, step
+from arqon.kernels import audit as audit_kernels
 from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels._jit import borrow
 
@@ -250,6 +251,23 @@ def _python_emit_probe():
     return run
 
 
+@numba.njit(cache=True)
+def _audited_steps(state, audit, out, values, start, n):
+    """n audited steps; the audit ring drained every 1024 (the drain's cost is part of logging)."""
+    for i in range(start, start + n):
+        audit_kernels.audited_step(state, audit, values[i & 1023], i)
+        if i & 1023 == 0:
+            audit_kernels.audit_drain(audit, out)
+
+
+def _audited_step_probe(d):
+    from arqon.telemetry import Ring
+
+    t, ring_ = tuner(d), Ring(4096, "drop_newest")
+    out = np.zeros(4096, audit_kernels.AUDIT_RECORD)
+    return _counting(_audited_steps, t.state, ring_.header, out, VALUES)
+
+
 # name -> a factory returning run(n): perform n calls of the kernel
 PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "step.njit.d2": lambda: _njit_step_probe(2),
@@ -267,6 +285,7 @@ PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "stats.update.full": lambda: _update_probe(drift={}),  # ... + the sketch + a CUSUM detector
     "telemetry.emit": _emit_probe,  # ring record + full update
     "telemetry.emit.python": _python_emit_probe,
+    "audit.step.njit.d16": lambda: _audited_step_probe(16),  # step + one audit record with the state digest
 }
 CALIBRATION = "calibration"
 

@@ -17,7 +17,7 @@ from .api import ask, step, tell
 from .ring import RECORD_WORDS, RING_HEADER_BYTES, RING_TYPE, _drain, begin_record, end_record
 from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
 
-assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 32 == 0  # state_digest reads them as one run
+assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # state_digest reads them as one run
 
 # record kinds
 ASK, TELL, STEP = 1, 2, 3
@@ -56,15 +56,27 @@ def state_digest(state):
     d = h[0]["d"]
     words = view_at(h.ctypes.data, HEADER_BYTES // 8 + 4 * d, np.uint64)  # header, then rows X, THETA, DELTA, GRAD
     best = view_at(h.ctypes.data + HEADER_BYTES + BEST * d * 8, d, np.uint64)
-    a, b, c, e = _PRIME, _M1, _M2, _PRIME ^ _M1
-    for i in range(0, words.shape[0], 4):  # four independent lanes (4d and the header's words are multiples of 4)
-        a = (a ^ words[i]) * _PRIME
-        b = (b ^ words[i + 1]) * _PRIME
-        c = (c ^ words[i + 2]) * _PRIME
-        e = (e ^ words[i + 3]) * _PRIME
-    for i in range(d):
-        a = (a ^ best[i]) * _M1
-    return _mix(_mix(a ^ _mix(b)) ^ _mix(c ^ _mix(e)))
+    # eight independent lanes (the header's words are a multiple of 8): multiplies overlap instead of chaining
+    l0, l1, l2, l3 = _PRIME, _M1, _M2, _PRIME ^ _M1
+    l4, l5, l6, l7 = _PRIME ^ _M2, _M1 ^ _M2, _PRIME + _M1, _M1 + _M2
+    n8 = words.shape[0] & ~7
+    for i in range(0, n8, 8):
+        l0 = (l0 ^ words[i]) * _PRIME
+        l1 = (l1 ^ words[i + 1]) * _PRIME
+        l2 = (l2 ^ words[i + 2]) * _PRIME
+        l3 = (l3 ^ words[i + 3]) * _PRIME
+        l4 = (l4 ^ words[i + 4]) * _PRIME
+        l5 = (l5 ^ words[i + 5]) * _PRIME
+        l6 = (l6 ^ words[i + 6]) * _PRIME
+        l7 = (l7 ^ words[i + 7]) * _PRIME
+    for i in range(n8, words.shape[0]):
+        l0 = (l0 ^ words[i]) * _M1
+    for i in range(0, d - 1, 2):
+        l1 = (l1 ^ best[i]) * _M2
+        l2 = (l2 ^ best[i + 1]) * _M2
+    if d & 1:
+        l3 = (l3 ^ best[d - 1]) * _M2
+    return _mix(_mix(_mix(l0 ^ _mix(l1)) ^ _mix(l2 ^ _mix(l3))) ^ _mix(_mix(l4 ^ _mix(l5)) ^ _mix(l6 ^ _mix(l7))))
 
 
 @numba.njit(inline="always")
@@ -88,7 +100,8 @@ def _log(state, audit, kind, step_, value, status):
 def audited_step(state, audit, value, step_):
     """``step`` then one STEP record (value, status, digest after). Mutates: state, audit ring. Allocates: nothing.
     Returns: the step's status, with DROPPED when the audit ring was full (the decision still happened)."""
-    if borrow(state)[0]["magic"] != MAGIC:
+    state, audit = borrow(state), borrow(audit)  # no reference counting in the inlined helpers below
+    if state[0]["magic"] != MAGIC:
         return BAD_STATE
     status = step(state, value)
     return status | _log(state, audit, STEP, step_, value, status)
@@ -97,7 +110,8 @@ def audited_step(state, audit, value, step_):
 @kernel(t.int64(STATE_TYPE, RING_TYPE, t.float64, t.int64))
 def audited_tell(state, audit, value, step_):
     """``tell`` then one TELL record. Mutates, allocates and returns as ``audited_step``."""
-    if borrow(state)[0]["magic"] != MAGIC:
+    state, audit = borrow(state), borrow(audit)
+    if state[0]["magic"] != MAGIC:
         return BAD_STATE
     status = tell(state, value)
     return status | _log(state, audit, TELL, step_, value, status)
@@ -106,7 +120,8 @@ def audited_tell(state, audit, value, step_):
 @kernel(t.int64(STATE_TYPE, RING_TYPE, t.int64))
 def audited_ask(state, audit, step_):
     """``ask`` then one ASK record. Mutates, allocates and returns as ``audited_step``."""
-    if borrow(state)[0]["magic"] != MAGIC:
+    state, audit = borrow(state), borrow(audit)
+    if state[0]["magic"] != MAGIC:
         return BAD_STATE
     status = ask(state)
     return status | _log(state, audit, ASK, step_, np.nan, status)

@@ -303,3 +303,11 @@ def test_audited_step_allocates_nothing():
                          env={**os.environ, "NUMBA_NRT_STATS": "1"}, timeout=600)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == 0
+
+
+def test_throughput_script_measures_every_setting(tmp_path, capsys):
+    from bench import audit_throughput
+
+    assert audit_throughput.main(["--records", "20000", "--dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| True |") == 4 and "| record |" in table and "| interval 10 ms |" in table
