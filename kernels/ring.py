@@ -121,10 +121,11 @@ def end_record(ring, slot):
 def ring_push(ring, step, metric, value, generation, variant, flags):
     """Append one telemetry record. Mutates: one slot, head (or dropped). Allocates: nothing.
     Returns: OK, or DROPPED when the ring is full under DROP_NEWEST (nothing written)."""
+    ring = borrow(ring)  # no reference counting around the inlined helpers
     slot = begin_record(ring)
     if slot < 0:
         return DROPPED
-    r = _records(borrow(ring))
+    r = _records(ring)
     r[slot]["step"] = step
     r[slot]["value"] = value
     r[slot]["generation"] = generation
