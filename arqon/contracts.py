@@ -30,7 +30,15 @@ from arqon.config import ConfigError, _Struct, decode
 from arqon.kernels import guard, ring, rng_next, rng_rademacher, stats, step
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels import telemetry as tel_kernels
-from arqon.kernels._jit import borrow
+from arqon.kernels._jit import borrow, drop_stale_cache
+
+
+def _cache_probe():
+    pass
+
+
+drop_stale_cache(_cache_probe)  # this module's cached functions inline kernels: drop them when a kernel changed
+
 
 Positive = Annotated[float, Meta(gt=0.0)]
 Mode = Literal["ratio", "ns", "both"]

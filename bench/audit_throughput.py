@@ -19,7 +19,15 @@ import numpy as np
 import arqon
 from arqon.audit import AuditLog, read_log, replay
 from arqon.kernels import audit as audit_kernels
-from arqon.kernels._jit import acquire_fence
+from arqon.kernels._jit import acquire_fence, drop_stale_cache
+
+
+def _cache_probe():
+    pass
+
+
+drop_stale_cache(_cache_probe)  # this module's cached functions inline kernels: drop them when a kernel changed
+
 
 
 @numba.njit(nogil=True, cache=True)

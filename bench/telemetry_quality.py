@@ -19,7 +19,15 @@ import numba
 import numpy as np
 
 import arqon
-from arqon.kernels import telemetry
+from arqon.kernels import drop_stale_cache, telemetry
+
+
+def _cache_probe():
+    pass
+
+
+drop_stale_cache(_cache_probe)  # this module's cached functions inline kernels: drop them when a kernel changed
+
 
 
 @numba.njit(cache=True)

@@ -16,7 +16,14 @@ import numba
 import numpy as np
 
 import arqon
-from arqon.kernels import ask, proposal, rng_seed, rng_uniform, step
+from arqon.kernels import ask, drop_stale_cache, proposal, rng_seed, rng_uniform, step
+
+
+def _cache_probe():
+    pass
+
+
+drop_stale_cache(_cache_probe)  # the cache=True functions below inline arqon kernels: drop them when arqon changes
 
 CONFIG = {
     "params": [

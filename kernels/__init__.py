@@ -5,12 +5,13 @@ A tuner state is one array (see ``state``): build it with ``arqon.Tuner(config).
 """
 
 from ._status import BAD_STATE, BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
-from .api import ask, proposal, recommend, step, step_at, tell
+from ._jit import drop_stale_cache
+from .api import ask, proposal, recommend, reopen, step, step_at, tell
 from .rng import rng_next, rng_rademacher, rng_seed, rng_uniform, splitmix64_next
 from .state import HEADER, ROWS, matrix, new_state
 
 __all__ = [
-    "BAD_STATE", "BUDGET_EXHAUSTED", "HEADER", "NONFINITE", "NOT_ASKED", "OK", "ROWS", "ask", "matrix", "new_state",
-    "proposal", "recommend", "rng_next", "rng_rademacher", "rng_seed", "rng_uniform", "splitmix64_next", "step",
+    "BAD_STATE", "BUDGET_EXHAUSTED", "HEADER", "NONFINITE", "NOT_ASKED", "OK", "ROWS", "ask", "drop_stale_cache",
+    "matrix", "new_state", "proposal", "recommend", "reopen", "rng_next", "rng_rademacher", "rng_seed", "rng_uniform", "splitmix64_next", "step",
     "step_at", "tell",
 ]

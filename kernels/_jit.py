@@ -5,7 +5,8 @@ Every kernel is compiled eagerly for one explicit signature with ``cache=True``,
 
 Numba checks a cached kernel only against its own source file, but kernels inline helpers from other files: after any
 kernel source changes, every cached kernel is stale. So at import the sources are hashed, and the cached kernels are
-dropped whenever the hash differs from the one stamped beside them.
+dropped whenever the hash differs from the one stamped beside them. The same holds for any ``cache=True`` function
+outside this folder that calls kernels: its module calls ``drop_stale_cache(some_function_of_that_module)`` first.
 """
 
 import ctypes
@@ -26,14 +27,18 @@ def _cache_probe():
     pass
 
 
-def _drop_stale_cache():
-    """Remove this folder's cached kernels if any kernel source changed since they were written."""
+def drop_stale_cache(probe=_cache_probe):
+    """Delete the cached compiled functions in the cache folder of ``probe``'s module if any kernel source changed since
+    they were written. Call it, with any plain function of your module, before a module of your own whose
+    ``cache=True`` functions call arqon kernels: Numba would otherwise keep running their old, inlined copies."""
     from numba.core.caching import FunctionCache
 
+    if not CACHE or config.DISABLE_JIT:
+        return
     here = Path(__file__).parent
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))).hexdigest()
     try:
-        cache_dir = Path(FunctionCache(_cache_probe)._cache_path)
+        cache_dir = Path(FunctionCache(probe)._cache_path)
     except RuntimeError:  # no writable cache location: Numba will not cache either
         return
     stamp = cache_dir / "arqon-kernels.sha256"
@@ -45,8 +50,7 @@ def _drop_stale_cache():
     stamp.write_text(digest)
 
 
-if CACHE and not config.DISABLE_JIT:
-    _drop_stale_cache()
+drop_stale_cache()
 
 
 def kernel(signature, inline=False, nogil=True):

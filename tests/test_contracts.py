@@ -256,3 +256,21 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     stamp.write_text("sources as they were before an edit")
     assert _run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
     assert _run_in_fresh_process(code, env).strip() == "1"
+
+
+def test_cached_callers_outside_the_kernels_are_dropped_too(tmp_path):
+    """A cache=True function elsewhere (here the contracts' step loop) inlines kernels as well: its module's call to
+    drop_stale_cache drops it when a kernel source changed."""
+    code = """
+        from arqon import contracts
+        contracts.njit_steps(contracts.tuner(2).state, contracts.VALUES, 1)
+        print(sum(contracts.njit_steps.stats.cache_hits.values()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    _run_in_fresh_process(code, env)
+    assert _run_in_fresh_process(code, env).strip() == "1"  # warm
+    stamps = list(tmp_path.rglob("arqon-kernels.sha256"))
+    assert len(stamps) >= 2  # the kernels' cache folder and the contracts' one
+    for stamp in stamps:
+        stamp.write_text("sources as they were before an edit")
+    assert _run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
