@@ -43,12 +43,16 @@ FILE_MAGIC = b"ARQONLOG"
 FRAME_MAGIC = 0x31465241  # b"ARF1"
 _FRAME = struct.Struct("<III16s")
 _HEAD = struct.Struct("<8sII")
-KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STEP: "step", audit_kernels.LOST: "lost"}
+KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STEP: "step", audit_kernels.LOST: "lost",
+         audit_kernels.OFFER: "offer", audit_kernels.PROPOSE: "propose", audit_kernels.APPLY: "apply",
+         audit_kernels.OBSERVE: "observe", audit_kernels.SNAPBACK: "snapback", audit_kernels.KILL: "kill",
+         audit_kernels.RESUME: "resume"}
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
 _TELL = entry_point(audit_kernels.audited_tell)
 _STEP = entry_point(audit_kernels.audited_step)
 _DRAIN = entry_point(audit_kernels.audit_drain)
+_GUARD = entry_point(audit_kernels.audit_guard)
 
 
 class LogCorrupt(ValueError):
@@ -64,7 +68,8 @@ def segment_path(path: Path, index: int) -> Path:
 
 
 class AuditLog:
-    """Audited ``ask``/``tell``/``step`` of ``tuner``, written to ``path`` by a background thread.
+    """Audited ``ask``/``tell``/``step`` of ``tuner`` and, with ``executor``, every executor decision (offer, observe,
+    snapback, kill, ... with their reason and event flags), written to ``path`` by a background thread.
 
     ``fsync`` says when written records become durable (acknowledged in ``durable``):
 
@@ -78,8 +83,8 @@ class AuditLog:
     waited for; the refusal is counted and the next record carries the count (``lost``), so replay stops at the gap.
     """
 
-    def __init__(self, path, tuner, *, fsync: Literal["record", "every", "interval"] = "record", every: int = 1000,
-                 interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
+    def __init__(self, path, tuner, *, executor=None, fsync: Literal["record", "every", "interval"] = "record",
+                 every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
         if fsync not in ("record", "every", "interval"):
             raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
         if not (isinstance(every, int) and every >= 1):
@@ -91,7 +96,9 @@ class AuditLog:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
-        self.tuner = tuner
+        if executor is not None and executor.names != tuner.names:
+            raise ConfigError("the executor was built for other parameters than the tuner's")
+        self.tuner, self.executor = tuner, executor
         self.ring = Ring(capacity, "drop_newest")
         self._header, self._state = self.ring.header, tuner.state
         self._fsync, self._every, self._interval = fsync, every, interval_ms / 1000.0
@@ -107,6 +114,8 @@ class AuditLog:
         self._open_segment()
         self._thread = threading.Thread(target=self._run, name=f"arqon-audit:{self.path.name}", daemon=True)
         self._thread.start()
+        if executor is not None:
+            executor._log = self  # from now on every executor decision is recorded, and Executor.step's ask/tell too
 
     # -- the hot path (one kernel call each) ----------------------------------------------------------------------
 
@@ -123,6 +132,10 @@ class AuditLog:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
         _STEP(self._state, self._header, value + 0.0, self._next(step))
         return self.tuner._x
+
+    def record_guard(self, kind: int, now: int, flags: int) -> None:
+        """One executor decision (called by the executor itself)."""
+        _GUARD(self._header, self.executor.state, kind, int(now), int(flags))
 
     def _next(self, step):
         if step is None:
@@ -154,6 +167,8 @@ class AuditLog:
 
     def close(self) -> None:
         """Write what is left, fsync, stop the writer and close the file."""
+        if self.executor is not None:
+            self.executor._log = None
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()

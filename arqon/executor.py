@@ -9,6 +9,7 @@ import numpy as np
 
 from arqon.config import ConfigError
 from arqon.kernels import guard as g
+from arqon.kernels import audit as audit_kinds
 from arqon.kernels._jit import entry_point
 from arqon.policy import SLO_OPS, Policy, load_policy
 from arqon.tuner import Tuner
@@ -111,6 +112,12 @@ class Executor:
         self._d = len(self.names)
         self._metrics = np.full(self._mat.shape[1], np.nan)
         self._proposal = np.zeros(self._d)
+        self._log = None  # an arqon.AuditLog that records every decision (set by AuditLog(..., executor=self))
+
+    def _decided(self, kind: int, now: int, flags: int) -> Flags:
+        if self._log is not None:
+            self._log.record_guard(kind, now, flags)
+        return Flags(flags)
 
     @property
     def state(self) -> np.ndarray:
@@ -162,14 +169,14 @@ class Executor:
 
     def offer(self, x, now: int) -> Flags:
         """Validate ``x`` (clip or reject), stage it and make it live, starting its canary."""
-        return Flags(_OFFER(self._state, self._vector(x), int(now)))
+        return self._decided(audit_kinds.OFFER, now, _OFFER(self._state, self._vector(x), int(now)))
 
     def propose(self, x, now: int) -> Flags:
         """Validate and stage ``x`` without making it live (``apply`` does that)."""
-        return Flags(_PROPOSE(self._state, self._vector(x), int(now)))
+        return self._decided(audit_kinds.PROPOSE, now, _PROPOSE(self._state, self._vector(x), int(now)))
 
     def apply(self, now: int) -> Flags:
-        return Flags(_APPLY(self._state, int(now)))
+        return self._decided(audit_kinds.APPLY, now, _APPLY(self._state, int(now)))
 
     def observe(self, metrics, now: int) -> Flags:
         """The live system's metrics at step ``now`` (a mapping by name or a sequence in ``policy.metrics`` order; NaN
@@ -184,7 +191,7 @@ class Executor:
             if len(metrics) != len(names):
                 raise ValueError(f"expected {len(names)} metrics {names}, got {len(metrics)}")
             self._metrics[: len(names)] = metrics
-        return Flags(_OBSERVE(self._state, self._metrics, int(now)))
+        return self._decided(audit_kinds.OBSERVE, now, _OBSERVE(self._state, self._metrics, int(now)))
 
     def shadow(self, x, now: int) -> tuple[np.ndarray, Flags]:
         """Shadow mode: what ``offer(x)`` would make live, and why, without changing anything live."""
@@ -193,24 +200,25 @@ class Executor:
 
     def snapback(self, now: int) -> Flags:
         """Make the known-good snapshot live now, whatever the cooldowns, limits or analysis say."""
-        return Flags(_SNAPBACK(self._state, int(now)))
+        return self._decided(audit_kinds.SNAPBACK, now, _SNAPBACK(self._state, int(now)))
 
     def kill(self, now: int) -> Flags:
         """Kill switch: known-good goes live and every proposal is refused until ``resume``."""
-        return Flags(_KILL(self._state, int(now)))
+        return self._decided(audit_kinds.KILL, now, _KILL(self._state, int(now)))
 
     def resume(self, now: int) -> Flags:
         """The operator's way out of the kill switch and of safe mode."""
-        return Flags(_RESUME(self._state, int(now)))
+        return self._decided(audit_kinds.RESUME, now, _RESUME(self._state, int(now)))
 
     def step(self, tuner: Tuner, metrics, value: float, now: int) -> Flags:
         """One turn of measure, decide, apply. ``metrics`` and ``value`` (the tuner's cost) were measured with the
         snapshot live before this call. The tuner is told ``value`` only if that snapshot is its pending proposal;
         otherwise its proposal stays pending while the executor moves the live values toward it within the policy.
         Then the metrics are observed (which may roll back) and the tuner's next proposal is offered."""
+        source = tuner if self._log is None else self._log  # the log's ask/tell are the tuner's, recorded
         measured = self.live
-        pending = tuner.ask()
+        pending = source.ask()
         if np.array_equal(measured, pending):
-            tuner.tell(value)
+            source.tell(value)
         flags = self.observe(metrics, now)
-        return flags | self.offer(tuner.ask(), now)
+        return flags | self.offer(source.ask(), now)

@@ -14,14 +14,19 @@ from numba import types as t
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DROPPED
 from .api import ask, step, tell
+from .guard import GUARD_HEADER_BYTES, GUARD_TYPE
 from .ring import RECORD_WORDS, RING_HEADER_BYTES, RING_TYPE, _drain, begin_record, end_record
 from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
 
 assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # state_digest reads them as one run
 
 # record kinds
-ASK, TELL, STEP = 1, 2, 3
+ASK, TELL, STEP = 1, 2, 3  # tuner events: replay re-runs them
 LOST = 4  # written by the log writer, not a kernel: the ring refused records and no later record says so
+# safety-executor decisions (status: the guard kernel's flags, reasons and events; value: the generation after; digest:
+# of the live snapshot, the phase and the generation). Replay checks their place in the gap accounting only: their
+# inputs (metrics, operator calls) are the outside world's.
+OFFER, PROPOSE, APPLY, OBSERVE, SNAPBACK, KILL, RESUME = 5, 6, 7, 8, 9, 10, 11
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp
@@ -131,12 +136,15 @@ def audited_ask(state, audit, step_):
 def audit_replay(state, records, n):
     """Re-apply the first ``n`` records' events to ``state`` (a tuner rebuilt from the log's config and seed) and
     compare each digest and status with the logged one. Stops at a gap (``lost`` grows) or a mismatch.
-    Mutates: state. Allocates: nothing. Returns: the index of the first record not verified (n when all were)."""
+    Executor records are passed over (see OFFER). Mutates: state. Allocates: nothing.
+    Returns: the index of the first record not verified (n when all were)."""
     r = borrow(records)
     for i in range(n):
         if r[i]["lost"] != 0:  # records were refused before this one: what follows cannot be replayed
             return i
         kind = r[i]["kind"]
+        if kind >= OFFER:
+            continue
         if kind == STEP:
             status = step(state, r[i]["value"])
         elif kind == TELL:
@@ -148,6 +156,30 @@ def audit_replay(state, records, n):
         if status != r[i]["status"] or state_digest(state) != r[i]["digest"]:
             return i
     return n
+
+
+@kernel(t.int64(RING_TYPE, GUARD_TYPE, t.int64, t.int64, t.int64))
+def audit_guard(audit, guard_state, kind, now, flags):
+    """One executor record: ``kind`` (OFFER ... RESUME), the call's ``flags`` at step ``now``, the generation after it
+    and a digest of the live snapshot. Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
+    audit, gs = borrow(audit), borrow(guard_state)
+    g = gs[0]
+    live = view_at(gs.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8, g["d"], np.uint64)
+    digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
+    for i in range(g["d"]):
+        digest = (digest ^ live[i]) * _PRIME
+    slot = begin_record(audit)
+    if slot < 0:
+        return DROPPED
+    r = view_at(audit.ctypes.data + RING_HEADER_BYTES, audit[0]["capacity"], AUDIT_RECORD)
+    r[slot]["step"] = now
+    r[slot]["value"] = np.float64(g["generation"])
+    r[slot]["digest"] = _mix(digest)
+    r[slot]["kind"] = np.int32(kind)
+    r[slot]["status"] = np.int32(flags)
+    r[slot]["lost"] = audit[0]["dropped"]
+    end_record(audit, slot)
+    return 0
 
 
 audit_drain = kernel(t.int64(RING_TYPE, AUDIT_TYPE))(_drain)

@@ -304,3 +304,33 @@ def test_throughput_script_measures_every_setting(tmp_path, capsys):
     assert audit_throughput.main(["--records", "20000", "--dir", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert table.count("| True |") == 4 and "| record |" in table and "| interval 10 ms |" in table
+
+
+def test_executor_decisions_are_recorded_and_the_tuner_still_replays(tmp_path):
+    from arqon.executor import Flags
+
+    tuner = arqon.Tuner({"params": [{"name": f"x{i}", "min": 0, "max": 10, "init": 5} for i in range(4)], "seed": 2})
+    rules = {f"x{i}": {"max_delta": 2.0, "cooldown": 2 if i == 0 else 0} for i in range(4)}  # x0: every other step
+    ex = arqon.Executor({"params": rules, "metrics": ["lat", "err"],
+                         "slos": ["lat <= 50"], "safe_mode_after": 0, "mode": "reject"}, tuner)
+    path = tmp_path / "ex.arqlog"
+    with AuditLog(path, tuner, executor=ex) as log:
+        for now in range(3000):
+            x = ex.live
+            lat = 60.0 if now % 97 == 0 else 10 + float(np.sum((x - 3) ** 2))  # a breach now and then
+            ex.step(tuner, {"lat": lat, "err": 0.0}, lat, now)
+        ex.kill(3000)
+        ex.resume(3001)
+    assert ex._log is None  # closed: the executor no longer records
+    records = read_log(path).records
+    kinds, flags = records["kind"], records["status"].astype(np.int64)
+    observes, offers = flags[kinds == audit_kernels.OBSERVE], flags[kinds == audit_kernels.OFFER]
+    counters = ex.counters()
+    assert len(offers) == counters["proposals"] == 3000 and len(observes) == 3000
+    assert int(np.count_nonzero(observes & Flags.ROLLED_BACK)) == counters["rollbacks"] > 0
+    rejected = offers[(offers & Flags.REJECTED) != 0]
+    reasons = Flags.NONFINITE | Flags.OUT_OF_BOUNDS | Flags.MAX_DELTA | Flags.COOLDOWN | Flags.DWELL | \
+        Flags.RATE_LIMIT | Flags.NOT_ALLOWED | Flags.RISK_BUDGET | Flags.HALTED | Flags.SAFE_MODE
+    assert len(rejected) == counters["rejected"] > 0 and np.all(rejected & reasons)  # every rejection says why
+    assert [int(k) for k in kinds[-2:]] == [audit_kernels.KILL, audit_kernels.RESUME]
+    assert replay(path).identical  # executor records are passed over; every tuner event re-runs identically
