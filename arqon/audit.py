@@ -35,6 +35,7 @@ import arqon
 from arqon.config import ConfigError, load_config
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import entry_point
+from arqon.kernels._status import WAITING as _WAITING
 from arqon.status import Status
 from arqon.telemetry import Ring
 
@@ -46,13 +47,14 @@ _HEAD = struct.Struct("<8sII")
 KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STEP: "step", audit_kernels.LOST: "lost",
          audit_kernels.OFFER: "offer", audit_kernels.PROPOSE: "propose", audit_kernels.APPLY: "apply",
          audit_kernels.OBSERVE: "observe", audit_kernels.SNAPBACK: "snapback", audit_kernels.KILL: "kill",
-         audit_kernels.RESUME: "resume"}
+         audit_kernels.RESUME: "resume", audit_kernels.DRIFT: "drift", audit_kernels.REOPEN: "reopen"}
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
 _TELL = entry_point(audit_kernels.audited_tell)
 _STEP = entry_point(audit_kernels.audited_step)
 _DRAIN = entry_point(audit_kernels.audit_drain)
 _GUARD = entry_point(audit_kernels.audit_guard)
+_TUNE_FROM_WINDOW = entry_point(audit_kernels.audited_tune_from_window)
 
 
 class LogCorrupt(ValueError):
@@ -132,6 +134,15 @@ class AuditLog:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
         _STEP(self._state, self._header, value + 0.0, self._next(step))
         return self.tuner._x
+
+    def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
+        """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
+        when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
+        from arqon.telemetry import window_args
+
+        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, self._header,
+                                   *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
+        return None if status & _WAITING else self.tuner._x
 
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""

@@ -46,6 +46,21 @@ def parse_stat(text: str) -> tuple[int, float]:
     raise ValueError(f"unknown statistic {text!r}: use mean, std, min, max, ema or a quantile such as p50, p99, p99.9")
 
 
+def window_args(telemetry, metric, stat: str, min_samples: int) -> tuple[int, int, float, int]:
+    """Check the arguments of a step from a telemetry window and return them as the kernels take them:
+    (metric index, stat code, q, min_samples). Raises a ValueError naming the argument."""
+    m = telemetry.metric_id(metric)
+    try:
+        code, q = parse_stat(stat)
+    except ValueError as e:
+        raise ValueError(f"stat: {e}") from None
+    if code == stats_kernels.QUANTILE and not telemetry.config.metrics[m].sketch:
+        raise ValueError(f"stat: metric {telemetry.names[m]!r} keeps no sketch, so {stat!r} is not available")
+    if not 1 <= min_samples <= 2**62:
+        raise ValueError(f"min_samples must be at least 1, got {min_samples}")
+    return m, code, q, int(min_samples)
+
+
 class RingConfig(_Struct):
     capacity: Annotated[int, Meta(ge=2, le=2**30)] = 4096  # records; a power of two
     policy: Literal["overwrite", "drop_newest"] = "overwrite"

@@ -128,19 +128,10 @@ class Tuner:
         open a new generation, so that samples from now on (measured under the new proposal) form the next window.
         Returns the new proposal, or None while the window is still filling. When the metric's drift detector fired
         since the last step, exploration re-opens first (``Status.REOPENED`` in ``last_status``)."""
-        from arqon.telemetry import TUNE_FROM_WINDOW, parse_stat  # telemetry kernels compile only when used
+        from arqon.telemetry import TUNE_FROM_WINDOW, window_args  # telemetry kernels compile only when used
 
-        m = telemetry.metric_id(metric)
-        try:
-            code, q = parse_stat(stat)
-        except ValueError as e:
-            raise ValueError(f"stat: {e}") from None
-        if stat.startswith("p") and not telemetry.config.metrics[m].sketch:
-            raise ValueError(f"stat: metric {telemetry.names[m]!r} keeps no sketch, so {stat!r} is not available")
-        if not 1 <= min_samples <= 2**62:
-            raise ValueError(f"min_samples must be at least 1, got {min_samples}")
-        status = TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, m, code, q, int(min_samples),
-                                   telemetry.next_step)
+        status = TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header,
+                                  *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
         return None if status & _WAITING else self._x
 
     @property

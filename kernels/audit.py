@@ -12,9 +12,11 @@ import numpy as np
 from numba import types as t
 
 from ._jit import borrow, kernel, view_at
-from ._status import BAD_STATE, DROPPED
-from .api import ask, step, tell
+from ._status import BAD_STATE, DROPPED, REOPENED, WAITING
+from .api import ask, reopen, step, tell
 from .guard import GUARD_HEADER_BYTES, GUARD_TYPE
+from .stats import TEL_TYPE, metrics_of
+from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_HEADER_BYTES, RING_TYPE, _drain, begin_record, end_record
 from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
 
@@ -27,6 +29,9 @@ LOST = 4  # written by the log writer, not a kernel: the ring refused records an
 # of the live snapshot, the phase and the generation). Replay checks their place in the gap accounting only: their
 # inputs (metrics, operator calls) are the outside world's.
 OFFER, PROPOSE, APPLY, OBSERVE, SNAPBACK, KILL, RESUME = 5, 6, 7, 8, 9, 10, 11
+# a step from a telemetry window: DRIFT (the objective's detector found it worse: value = detections so far, status =
+# +1 rise / -1 fall) and REOPEN (exploration re-opened; replay re-applies it), then the STEP with the window's value
+DRIFT, REOPEN = 12, 13
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp
@@ -85,7 +90,8 @@ def state_digest(state):
 
 
 @numba.njit(inline="always")
-def _log(state, audit, kind, step_, value, status):
+def _log_event(audit, kind, step_, value, digest, status):
+    """Push one AUDIT_RECORD; returns 0 or DROPPED."""
     slot = begin_record(audit)
     if slot < 0:
         return DROPPED
@@ -93,12 +99,17 @@ def _log(state, audit, kind, step_, value, status):
     r = view_at(audit.ctypes.data + RING_HEADER_BYTES, g["capacity"], AUDIT_RECORD)
     r[slot]["step"] = step_
     r[slot]["value"] = value
-    r[slot]["digest"] = state_digest(state)
+    r[slot]["digest"] = digest
     r[slot]["kind"] = np.int32(kind)
     r[slot]["status"] = np.int32(status)
     r[slot]["lost"] = g["dropped"]
     end_record(audit, slot)
     return 0
+
+
+@numba.njit(inline="always")
+def _log(state, audit, kind, step_, value, status):
+    return _log_event(audit, kind, step_, value, state_digest(state), status)
 
 
 @kernel(t.int64(STATE_TYPE, RING_TYPE, t.float64, t.int64))
@@ -139,14 +150,22 @@ def audit_replay(state, records, n):
     Executor records are passed over (see OFFER). Mutates: state. Allocates: nothing.
     Returns: the index of the first record not verified (n when all were)."""
     r = borrow(records)
+    reopened = False
     for i in range(n):
         if r[i]["lost"] != 0:  # records were refused before this one: what follows cannot be replayed
             return i
         kind = r[i]["kind"]
+        if kind == REOPEN:  # no digest of its own: the STEP after it checks the state
+            reopen(state)
+            reopened = True
+            continue
         if kind >= OFFER:
             continue
         if kind == STEP:
             status = step(state, r[i]["value"])
+            if reopened:  # tune_from_window keeps REOPENED in the header's status, as the live run did
+                state[0]["status"] = status | REOPENED
+                reopened = False
         elif kind == TELL:
             status = tell(state, r[i]["value"])
         elif kind == ASK:
@@ -168,18 +187,26 @@ def audit_guard(audit, guard_state, kind, now, flags):
     digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
     for i in range(g["d"]):
         digest = (digest ^ live[i]) * _PRIME
-    slot = begin_record(audit)
-    if slot < 0:
-        return DROPPED
-    r = view_at(audit.ctypes.data + RING_HEADER_BYTES, audit[0]["capacity"], AUDIT_RECORD)
-    r[slot]["step"] = now
-    r[slot]["value"] = np.float64(g["generation"])
-    r[slot]["digest"] = _mix(digest)
-    r[slot]["kind"] = np.int32(kind)
-    r[slot]["status"] = np.int32(flags)
-    r[slot]["lost"] = audit[0]["dropped"]
-    end_record(audit, slot)
-    return 0
+    return _log_event(audit, kind, now, np.float64(g["generation"]), _mix(digest), flags)
+
+
+@kernel(t.int64(STATE_TYPE, TEL_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
+def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_samples, step_):
+    """``telemetry.tune_from_window``, recorded: when it steps, a DRIFT and a REOPEN record if exploration re-opened,
+    then a STEP record with the window's value. Mutates: state, tel, ring, audit ring. Allocates: nothing.
+    Returns: as ``tune_from_window``, with DROPPED when the audit ring refused a record."""
+    state, tel, audit = borrow(state), borrow(tel), borrow(audit)
+    value = window_stat(tel, metric, stat, q)  # what the step below tells (the window is not touched before it)
+    status = tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_)
+    if status & (WAITING | BAD_STATE):
+        return status
+    logged = 0
+    if status & REOPENED:
+        rec = metrics_of(tel)[metric]
+        logged |= _log_event(audit, DRIFT, step_, np.float64(rec["drifts"]), np.uint64(0), rec["drift_sign"])
+        logged |= _log_event(audit, REOPEN, step_, np.nan, np.uint64(0), 0)
+    step_status = status & ~REOPENED
+    return status | logged | _log_event(audit, STEP, step_, value, state_digest(state), step_status)
 
 
 audit_drain = kernel(t.int64(RING_TYPE, AUDIT_TYPE))(_drain)

@@ -334,3 +334,28 @@ def test_executor_decisions_are_recorded_and_the_tuner_still_replays(tmp_path):
     assert len(rejected) == counters["rejected"] > 0 and np.all(rejected & reasons)  # every rejection says why
     assert [int(k) for k in kinds[-2:]] == [audit_kernels.KILL, audit_kernels.RESUME]
     assert replay(path).identical  # executor records are passed over; every tuner event re-runs identically
+
+
+def test_steps_from_a_telemetry_window_with_drift_are_recorded_and_replay(tmp_path):
+    """The tracking scenario of tests/test_telemetry.py, audited: the drift and the re-opening are on record, and the
+    replay (which re-applies the re-opening) is bit-identical."""
+    tel = arqon.Telemetry({"metrics": [{"name": "cost", "settle": 1,
+                                        "drift": {"on": "windows", "stat": "p90", "warmup": 20, "threshold": 6.0}}]})
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": -5, "max": 5}], "seed": 3})
+    rng = np.random.default_rng(0)
+    path = tmp_path / "window.arqlog"
+    with AuditLog(path, tuner) as log:
+        x, windows = log.ask(), 0
+        while windows < 1000:
+            optimum = 4.0 if windows >= 500 else 1.0
+            tel.emit("cost", (x[0] - optimum) ** 2 + 1.0 + 0.1 * rng.random())
+            windows += log.step_from(tel, "cost", "p90", min_samples=8) is not None
+    records = read_log(path).records
+    kinds = records["kind"].tolist()
+    assert kinds.count(audit_kernels.STEP) == 1000
+    assert kinds.count(audit_kernels.REOPEN) == kinds.count(audit_kernels.DRIFT) >= 1
+    first = kinds.index(audit_kernels.REOPEN)
+    assert kinds[first - 1] == audit_kernels.DRIFT and kinds[first + 1] == audit_kernels.STEP
+    result = replay(path)
+    assert result.identical, result
+    assert abs(tuner.recommend()["x"] - 4.0) < 0.1
