@@ -37,7 +37,7 @@ from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
 from arqon.status import Status
-from arqon.telemetry import Ring
+from arqon.telemetry import Ring, window_args
 
 FORMAT = 1
 FILE_MAGIC = b"ARQONLOG"
@@ -111,6 +111,7 @@ class AuditLog:
         self._written = 0  # records handed to the OS
         self._error: BaseException | None = None
         self._stop = threading.Event()
+        self._flush_now = False  # flush() asks the writer to fsync now, whatever the policy
         self._segment, self._file = 0, None
         self._chain = b""
         self._open_segment()
@@ -138,8 +139,6 @@ class AuditLog:
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
         when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
-        from arqon.telemetry import window_args
-
         status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, self._header,
                                    *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
         return None if status & _WAITING else self.tuner._x
@@ -196,8 +195,6 @@ class AuditLog:
             raise RuntimeError(f"audit writer for {self.path} failed: {self._error}") from self._error
 
     # -- the writer thread -----------------------------------------------------------------------------------------
-
-    _flush_now = False
 
     def _open_segment(self):
         header = {"format": FORMAT, "library": arqon.__version__, "seed": self.tuner.config.seed,

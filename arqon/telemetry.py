@@ -49,13 +49,7 @@ def parse_stat(text: str) -> tuple[int, float]:
 def window_args(telemetry, metric, stat: str, min_samples: int) -> tuple[int, int, float, int]:
     """Check the arguments of a step from a telemetry window and return them as the kernels take them:
     (metric index, stat code, q, min_samples). Raises a ValueError naming the argument."""
-    m = telemetry.metric_id(metric)
-    try:
-        code, q = parse_stat(stat)
-    except ValueError as e:
-        raise ValueError(f"stat: {e}") from None
-    if code == stats_kernels.QUANTILE and not telemetry.config.metrics[m].sketch:
-        raise ValueError(f"stat: metric {telemetry.names[m]!r} keeps no sketch, so {stat!r} is not available")
+    m, code, q = telemetry.stat_args(metric, stat)
     if not 1 <= min_samples <= 2**62:
         raise ValueError(f"min_samples must be at least 1, got {min_samples}")
     return m, code, q, int(min_samples)
@@ -303,13 +297,21 @@ class Telemetry:
             self.metric_id(metric)  # raises the clear error for an unknown metric
         return flags
 
+    def stat_args(self, metric: str | int, stat: str) -> tuple[int, int, float]:
+        """``metric`` and ``stat`` as the kernels take them: (metric index, stat code, q). Raises a ValueError naming
+        ``stat`` when it is unknown, or a quantile of a metric that keeps no sketch."""
+        m = self.metric_id(metric)
+        try:
+            code, q = parse_stat(stat)
+        except ValueError as e:
+            raise ValueError(f"stat: {e}") from None
+        if code == stats_kernels.QUANTILE and not self.config.metrics[m].sketch:
+            raise ValueError(f"stat: metric {self.names[m]!r} keeps no sketch, so {stat!r} is not available")
+        return m, code, q
+
     def stat(self, metric: str | int, stat: str = "mean") -> float:
         """One statistic of ``metric``'s current window (see ``parse_stat``); NaN while the window is empty."""
-        code, q = parse_stat(stat)
-        m = self.metric_id(metric)
-        if code == stats_kernels.QUANTILE and not self.config.metrics[m].sketch:
-            raise ValueError(f"metric {self.names[m]!r} keeps no sketch: quantile {stat!r} needs `sketch = true`")
-        return _WINDOW_STAT(self.state, m, code, q)
+        return _WINDOW_STAT(self.state, *self.stat_args(metric, stat))
 
     def quantile(self, metric: str | int, q: float) -> float:
         """Quantile ``q`` of the window from the sketch: within ``accuracy`` (relative) of the exact value."""
@@ -323,13 +325,9 @@ class Telemetry:
     def summary(self, metric: str | int) -> Summary:
         m = self.metric_id(metric)
         r = self._records[m]
-        n = int(r["n"])
-        empty = n == 0
+        window = {name: _WINDOW_STAT(self.state, m, code, 0.0) for name, code in _STATS.items() if name != "ema"}
         return Summary(
-            metric=self.names[m], generation=int(r["generation"]), n=n,
-            mean=math.nan if empty else float(r["mean"]),
-            std=math.nan if empty else (math.sqrt(r["m2"] / (n - 1)) if n > 1 else 0.0),
-            min=math.nan if empty else float(r["w_min"]), max=math.nan if empty else float(r["w_max"]),
+            metric=self.names[m], generation=int(r["generation"]), n=int(r["n"]), **window,
             quantiles={p: _WINDOW_STAT(self.state, m, stats_kernels.P2, float(j))
                        for j, p in enumerate(self.config.metrics[m].quantiles)},
             ema=math.nan if r["count"] == 0 else float(r["ema"]), ew_std=math.sqrt(r["ew_var"]),
@@ -363,17 +361,18 @@ def _build_state(config: TelemetryConfig) -> np.ndarray:
         raise ConfigError("the sketches would need over 2 GiB: raise `accuracy` or narrow `smallest`..`largest`")
     state = stats_kernels.new_telemetry_state(len(config.metrics), n_buckets)
     records = stats_kernels.metric_records(state)
+    sketches = stats_kernels.sketch_buckets(state)
     detectors = {"cusum": stats_kernels.CUSUM, "page_hinkley": stats_kernels.PAGE_HINKLEY}
-    for r, m, (gamma, offset, buckets) in zip(records, config.metrics, layouts, strict=True):
-        r["settle"] = m.settle
+    for i, (m, (gamma, offset, buckets)) in enumerate(zip(config.metrics, layouts, strict=True)):
+        r = records[i]
         r["alpha"] = 1.0 - 0.5 ** (1.0 / m.half_life)
         r["n_q"] = len(m.quantiles)
         r["q_p"][: len(m.quantiles)] = m.quantiles
         r["sketch"], r["n_buckets"], r["key_offset"] = int(m.sketch), buckets, offset
         r["gamma"], r["inv_log_gamma"], r["min_value"] = gamma, 1.0 / math.log(gamma), m.smallest
-        r["lo"], r["hi"] = buckets, -1
-        r["w_min"], r["w_max"] = math.inf, -math.inf
         r["last_drift"] = -1
+        stats_kernels.open_window(records[i:i + 1], sketches[i], 0)  # empty; no settle at creation
+        r["settle"] = m.settle
         if m.drift is not None:
             r["detector"] = detectors[m.drift.method]
             r["on_windows"] = int(m.drift.on == "windows")

@@ -17,7 +17,7 @@ from .api import ask, reopen, step, tell
 from .guard import GUARD_HEADER_BYTES, GUARD_TYPE
 from .stats import TEL_TYPE, metrics_of
 from .telemetry import tune_from_window, window_stat
-from .ring import RECORD_WORDS, RING_HEADER_BYTES, RING_TYPE, _drain, begin_record, end_record
+from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
 from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
 
 assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # state_digest reads them as one run
@@ -96,7 +96,7 @@ def _log_event(audit, kind, step_, value, digest, status):
     if slot < 0:
         return DROPPED
     g = borrow(audit)[0]
-    r = view_at(audit.ctypes.data + RING_HEADER_BYTES, g["capacity"], AUDIT_RECORD)
+    r = slots(audit, AUDIT_RECORD)
     r[slot]["step"] = step_
     r[slot]["value"] = value
     r[slot]["digest"] = digest

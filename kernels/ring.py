@@ -81,8 +81,10 @@ def attach_ring(buffer):
 
 
 @numba.njit(inline="always")
-def _records(h):
-    return view_at(h.ctypes.data + RING_HEADER_BYTES, h[0]["capacity"], RECORD)
+def slots(ring, dtype):
+    """The ring's records viewed as ``dtype`` (RECORD, or another record type of RECORD_WORDS words with ``seq``
+    first), in slot order, not reference-counted."""
+    return view_at(ring.ctypes.data + RING_HEADER_BYTES, ring[0]["capacity"], dtype)
 
 
 @numba.njit(inline="always")
@@ -125,7 +127,7 @@ def ring_push(ring, step, metric, value, generation, variant, flags):
     slot = begin_record(ring)
     if slot < 0:
         return DROPPED
-    r = _records(ring)
+    r = slots(ring, RECORD)
     r[slot]["step"] = step
     r[slot]["value"] = value
     r[slot]["generation"] = generation

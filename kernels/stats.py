@@ -315,10 +315,11 @@ def open_window(rec, buckets, generation):
     r["skip"] = r["settle"]
 
 
-@kernel(t.int64(TEL_TYPE, t.int64, t.float64, t.int64))
-def metric_add(tel, metric, x, generation):
-    """Count sample ``x`` of ``metric`` (trusted to be in range) measured under config ``generation``: a new
-    generation closes the window, feeding the detector when it watches windows, and opens the next.
+@kernel(t.int64(TEL_TYPE, t.int64, t.float64, t.int64, t.int64))
+def metric_add(tel, metric, x, generation, step_):
+    """Count sample ``x`` of ``metric`` (trusted to be in range) measured under config ``generation`` at ``step_``: a
+    new generation closes the window, feeding the detector when it watches windows, and opens the next; a detection
+    is stamped with ``step_`` (``last_drift``).
     Not inlined (each caller would recompile it all): one array and three scalars keep the call cheap.
     Mutates: the metric's record and sketch. Allocates: nothing.
     Returns: OK, DRIFT when the detector fired, NONFINITE (sample ignored, counted in ``rejected``)."""
@@ -363,4 +364,6 @@ def metric_add(tel, metric, x, generation):
     if r["on_windows"] == 0 and r["detector"] != 0:
         if drift_add(rec, x):
             status |= DRIFT
+    if status & DRIFT:
+        r["last_drift"] = step_
     return status

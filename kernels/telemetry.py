@@ -4,7 +4,6 @@ tune from a window's statistic. Callable from Python or inside the user's ``@nji
 ``tel`` is a telemetry state (see ``stats``), ``ring`` a ring header (see ``ring``), ``state`` a tuner state.
 """
 
-import numba
 import numpy as np
 from numba import types as t
 
@@ -28,12 +27,10 @@ def emit(tel, ring, metric, value, step_):
         return BAD_STATE
     generation, variant = g["generation"], g["variant"]
     status = ring_push(ring, step_, metric, value, generation, variant, 0)
-    found = metric_add(h, metric, value, generation)
+    found = metric_add(h, metric, value, generation, step_)
     if found & DRIFT:
-        records = metrics_of(h)
-        records[metric]["last_drift"] = step_
-        status |= ring_push(ring, step_, metric, records[metric]["d_up"] - records[metric]["d_down"], generation,
-                            variant, DRIFT_EVENT)
+        rec = metrics_of(h)[metric]
+        status |= ring_push(ring, step_, metric, rec["d_up"] - rec["d_down"], generation, variant, DRIFT_EVENT)
     return status | found
 
 
@@ -58,10 +55,7 @@ def ingest(tel, records, n):
         metric = np.int64(r[i]["metric"])
         if r[i]["flags"] & (DRIFT_EVENT | REOPENED_EVENT) or metric < 0 or metric >= h[0]["n_metrics"]:
             continue
-        found = metric_add(h, metric, r[i]["value"], r[i]["generation"])
-        if found & DRIFT:
-            metrics_of(h)[metric]["last_drift"] = r[i]["step"]
-        status |= found
+        status |= metric_add(h, metric, r[i]["value"], r[i]["generation"], r[i]["step"])
     return status
 
 

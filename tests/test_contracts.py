@@ -8,7 +8,6 @@ import textwrap
 import tracemalloc
 
 import numba
-import numpy as np
 import pytest
 
 import arqon
