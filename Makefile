@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-slow bench contracts asv quickstart clean
+.PHONY: demo njit-demo test test-slow bench contracts asv quickstart clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers,demo]'
 	touch $@
 
-demo: $(BIN)/.installed  ## a Numba simulation tuning its own controller gains while the plant drifts
+demo: $(BIN)/.installed  ## a simulated service tuned live under load changes; report in ./arqon-demo/index.html
+	$(BIN)/arqon demo
+
+njit-demo: $(BIN)/.installed  ## a Numba simulation tuning its own controller gains while the plant drifts
 	$(BIN)/python examples/njit_loop.py
 
 quickstart: $(BIN)/.installed
@@ -35,4 +38,4 @@ asv: $(BIN)/.installed  ## one quick pass of the asv suite in this environment, 
 	$(BIN)/asv publish
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .benchmarks arqon-demo

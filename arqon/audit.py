@@ -47,13 +47,15 @@ _HEAD = struct.Struct("<8sII")
 KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STEP: "step", audit_kernels.LOST: "lost",
          audit_kernels.OFFER: "offer", audit_kernels.PROPOSE: "propose", audit_kernels.APPLY: "apply",
          audit_kernels.OBSERVE: "observe", audit_kernels.SNAPBACK: "snapback", audit_kernels.KILL: "kill",
-         audit_kernels.RESUME: "resume", audit_kernels.DRIFT: "drift", audit_kernels.REOPEN: "reopen"}
+         audit_kernels.RESUME: "resume", audit_kernels.DRIFT: "drift", audit_kernels.REOPEN: "reopen",
+         audit_kernels.LIVE: "live", audit_kernels.METRIC: "metric"}
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
 _TELL = entry_point(audit_kernels.audited_tell)
 _STEP = entry_point(audit_kernels.audited_step)
 _DRAIN = entry_point(audit_kernels.audit_drain)
 _GUARD = entry_point(audit_kernels.audit_guard)
+_VALUES = entry_point(audit_kernels.audit_values)
 _TUNE_FROM_WINDOW = entry_point(audit_kernels.audited_tune_from_window)
 
 
@@ -83,9 +85,14 @@ class AuditLog:
 
     The ring between the hot path and the writer holds ``capacity`` records; when it is full a record is refused, never
     waited for; the refusal is counted and the next record carries the count (``lost``), so replay stops at the gap.
+
+    ``metrics`` names the values ``record_metrics`` takes (default: the executor policy's metrics, which every
+    ``Executor.observe`` records). With an executor the log also holds the live values after every flip (LIVE records
+    at step t: in force from step t + 1), starting with the snapshot live at creation (at step -1): with the metrics,
+    what ``arqon report`` plots.
     """
 
-    def __init__(self, path, tuner, *, executor=None, fsync: Literal["record", "every", "interval"] = "record",
+    def __init__(self, path, tuner, *, executor=None, metrics=None, fsync: Literal["record", "every", "interval"] = "record",
                  every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
         if fsync not in ("record", "every", "interval"):
             raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
@@ -101,6 +108,14 @@ class AuditLog:
         if executor is not None and executor.names != tuner.names:
             raise ConfigError("the executor was built for other parameters than the tuner's")
         self.tuner, self.executor = tuner, executor
+        if metrics is None:
+            metrics = executor.policy.metrics if executor is not None else []
+        if executor is not None and list(metrics) != list(executor.policy.metrics):
+            raise ConfigError("metrics must be the executor policy's metrics (Executor.observe records those)")
+        if len(set(metrics)) != len(metrics) or not all(isinstance(m, str) and m for m in metrics):
+            raise ConfigError(f"metrics must be distinct non-empty names, got {metrics!r}")
+        self.metrics = list(metrics)
+        self._values = np.zeros(max(len(self.metrics), 1))
         self.ring = Ring(capacity, "drop_newest")
         self._header, self._state = self.ring.header, tuner.state
         self._fsync, self._every, self._interval = fsync, every, interval_ms / 1000.0
@@ -119,6 +134,8 @@ class AuditLog:
         self._thread.start()
         if executor is not None:
             executor._log = self  # from now on every executor decision is recorded, and Executor.step's ask/tell too
+            live = executor.live
+            _VALUES(self._header, audit_kernels.LIVE, -1, live, len(live))  # in force from step 0
 
     # -- the hot path (one kernel call each) ----------------------------------------------------------------------
 
@@ -146,6 +163,29 @@ class AuditLog:
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""
         _GUARD(self._header, self.executor.state, kind, int(now), int(flags))
+
+    def record_metrics(self, values, now: int) -> None:
+        """One METRIC record per name in ``metrics``: ``values`` as a mapping by name (a missing name: NaN) or a
+        sequence in that order. ``Executor.observe`` calls this itself."""
+        if isinstance(values, dict):
+            unknown = sorted(set(values) - set(self.metrics))
+            if unknown:
+                raise ValueError(f"unknown metrics {unknown}; this log records {self.metrics}")
+            values = [values.get(name, np.nan) for name in self.metrics]
+        if len(values) != len(self.metrics):
+            raise ValueError(f"expected {len(self.metrics)} metric values {self.metrics}, got {len(values)}")
+        self._values[: len(values)] = values
+        _VALUES(self._header, audit_kernels.METRIC, int(now), self._values, len(self.metrics))
+
+    def record_live(self, values, now: int) -> None:
+        """One LIVE record per parameter: the values (in ``tuner.names`` order) the system runs with from the step
+        after ``now``, as the executor's records mean, for a run without an executor whose live values are not
+        always the tuner's proposals."""
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if values.shape != (len(self.tuner.names),):
+            raise ValueError(f"expected {len(self.tuner.names)} live values {list(self.tuner.names)}, got shape "
+                             f"{values.shape}")
+        _VALUES(self._header, audit_kernels.LIVE, int(now), values, len(values))
 
     def _next(self, step):
         if step is None:
@@ -199,6 +239,8 @@ class AuditLog:
     def _open_segment(self):
         header = {"format": FORMAT, "library": arqon.__version__, "seed": self.tuner.config.seed,
                   "config": msgspec.to_builtins(self.tuner.config), "segment": self._segment,
+                  "metrics": self.metrics,
+                  "policy": None if self.executor is None else msgspec.to_builtins(self.executor.policy),
                   "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         text = json.dumps(header, sort_keys=True).encode()
         if self._segment == 0:

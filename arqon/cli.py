@@ -58,6 +58,45 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("log", metavar="LOG")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    from arqon.demo.service import SCENARIOS
+
+    d = commands.add_parser(
+        "demo", help="tune a simulated service live, beside static and unguarded runs, and write a report",
+        description="Run a simulated request-serving service (five knobs: batch size, batch timeout, workers, cache "
+                    "TTL, retry backoff) through scripted scenarios, each three times on the same load and noise: "
+                    "tuned by arqon (Tier 2 proposes, Tier 1 applies under SLOs, telemetry and an audit log), held at "
+                    "the static best-at-start configuration, and tuned without guardrails. Prints a summary table per "
+                    "scenario and writes PNG plots, the audit logs and index.html into --out.",
+        epilog="scenarios: " + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()))
+    d.add_argument("--scenario", nargs="+", choices=[*SCENARIOS, "all"], default=["all"],
+                   help="scenarios to run (default: all)")
+    d.add_argument("--out", default="arqon-demo", metavar="DIR", help="report folder (default ./arqon-demo)")
+    d.add_argument("--requests", type=int, default=2000, help="simulated requests per step (default 2000)")
+    d.add_argument("--seed", type=int, default=7, help="seed of the tuners and of the request noise (default 7)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("report", help="plots and an HTML page from an audit log",
+                            description="Read an audit log and draw its knobs (live values after every flip, or the "
+                                        "tuner's proposals rebuilt by replay), objective and latency quantiles, SLO "
+                                        "metrics with limits and breaches, rollbacks and drift detections; write "
+                                        "them with a summary into --out/index.html.")
+    p.add_argument("log", metavar="LOG")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: LOG's name + '-report')")
+
+    v = commands.add_parser("validate", help="check a tuner config, an executor policy or a telemetry config",
+                            description="Decode CONFIG (JSON, TOML or YAML by extension) and check it the way arqon "
+                                        "will at run time. Prints what it holds, or one line naming the field and "
+                                        "the reason.",
+                            epilog="Exit codes: 0 valid, 2 invalid or unreadable.")
+    v.add_argument("config", metavar="CONFIG")
+    v.add_argument("--kind", choices=["auto", "tuner", "policy", "telemetry"], default="auto",
+                   help="what CONFIG is (default: guessed from its keys: params as a list = tuner, params as a table "
+                        "= policy, metrics as a list of tables = telemetry)")
+
+    commands.add_parser("warmup", help="compile (or load from the cache) every kernel now, and say how long it took",
+                        description="Call every Python entry point once on a small state, so that compiled code is "
+                                    "in Numba's cache before a live loop needs it. Run it in the image or at deploy "
+                                    "time; the first call in production then costs a cache load, not a compile.")
     return parser
 
 
@@ -74,12 +113,101 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args.log)
         if args.command == "log":
             return _log(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "warmup":
+            return _warmup()
     except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt is a ValueError
         print(f"arqon {args.command}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`arqon log export LOG | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    return 0
+
+
+def _demo(args) -> int:
+    from pathlib import Path
+
+    from arqon import demo
+    from arqon.demo.service import SCENARIOS
+
+    if args.requests < 100:
+        raise ConfigError("--requests must be at least 100 (a window's p99 needs them)")
+    names = list(SCENARIOS) if "all" in args.scenario else list(dict.fromkeys(args.scenario))
+    page = demo.main(names, Path(args.out), args.requests, args.seed, progress=not args.quiet)
+    print(f"\nreport: {page}")
+    return 0
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    from arqon.report import report
+
+    out = Path(args.out) if args.out else Path(f"{args.log}-report")
+    print(f"report: {report(args.log, out)}")
+    return 0
+
+
+def _validate(args) -> int:
+    from pathlib import Path
+
+    from arqon.config import decode, load_config
+    from arqon.policy import load_policy
+    from arqon.telemetry import load_telemetry_config
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    kind = args.kind
+    if kind == "auto":
+        doc = decode(path, dict)
+        params, metrics = doc.get("params") if isinstance(doc, dict) else None, doc.get("metrics") \
+            if isinstance(doc, dict) else None
+        kind = "tuner" if isinstance(params, list) else "policy" if isinstance(params, dict) else \
+            "telemetry" if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) else None
+        if kind is None:
+            raise ConfigError(f"{path}: cannot tell what this is (no `params` list or table, no `metrics` list of "
+                              "tables); pass --kind")
+    if kind == "tuner":
+        c = load_config(path)
+        what = f"tuner config: {len(c.params)} parameter(s) ({', '.join(c.names)}), {c.direction}, seed {c.seed}, " \
+               f"budget {c.budget or 'none'}, strategy {c.strategy} ({c.spsa.gains} gains)"
+    elif kind == "policy":
+        p = load_policy(path)
+        what = f"executor policy: {len(p.params)} parameter(s) allowed, {len(p.metrics)} metric(s), " \
+               f"{len(p.slos)} SLO(s), mode {p.mode}, canary {'on' if p.canary else 'off'}"
+    else:
+        t = load_telemetry_config(path)
+        what = f"telemetry config: {len(t.metrics)} metric(s) ({', '.join(m.name for m in t.metrics)}), ring " \
+               f"{t.ring.capacity} records ({t.ring.policy})"
+    print(f"{path}: valid {what}")
+    return 0
+
+
+def _warmup() -> int:
+    import time
+
+    t0 = time.perf_counter()
+    import arqon
+    from arqon.demo.service import KNOBS
+
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": 0.0, "max": 1.0}]})
+    tuner.step(tuner.ask()[0])
+    executor = arqon.Executor({"params": {"x": {}}, "metrics": ["m"], "slos": ["m <= 1"]}, tuner)
+    executor.offer([0.5], 0)
+    executor.observe([0.0], 1)
+    tel = arqon.Telemetry({"metrics": [{"name": "m"}]})
+    tel.emit("m", 1.0)
+    tel.stat("m", "p99")
+    assert KNOBS  # the demo's service module (its kernels are cached on import)
+    print(f"arqon kernels ready in {time.perf_counter() - t0:.2f} s (compiled or loaded from "
+          f"{os.environ.get('NUMBA_CACHE_DIR') or 'the __pycache__ folders'})")
     return 0
 
 

@@ -70,6 +70,8 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
             raise ConfigError(f"policy: baseline {p.name} = {value} is outside [{lo}, {hi}]")
         step = rule.max_delta if rule.max_delta is not None else (
             rule.max_delta_fraction * (hi - lo) if rule.max_delta_fraction is not None else g.NO_LIMIT)
+        if p.integer and rule.max_delta is None and step < g.NO_LIMIT:
+            step = max(math.floor(step), 1.0)  # a fraction of an integer range: the whole part, at least 1
         if p.integer and step < g.NO_LIMIT and step != math.floor(step):
             raise ConfigError(f"policy: params.{p.name} is an integer parameter: its max delta must be whole, got "
                               f"{step}")
@@ -191,6 +193,8 @@ class Executor:
             if len(metrics) != len(names):
                 raise ValueError(f"expected {len(names)} metrics {names}, got {len(metrics)}")
             self._metrics[: len(names)] = metrics
+        if self._log is not None:
+            self._log.record_metrics(self._metrics[: len(names)], now)
         return self._decided(audit_kinds.OBSERVE, now, _OBSERVE(self._state, self._metrics, int(now)))
 
     def shadow(self, x, now: int) -> tuple[np.ndarray, Flags]:

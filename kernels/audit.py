@@ -14,7 +14,7 @@ from numba import types as t
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DROPPED, REOPENED, WAITING
 from .api import ask, reopen, step, tell
-from .guard import GUARD_HEADER_BYTES, GUARD_TYPE
+from .guard import APPLIED, F8, GUARD_HEADER_BYTES, GUARD_TYPE, ROLLED_BACK
 from .stats import TEL_TYPE, metrics_of
 from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
@@ -32,6 +32,9 @@ OFFER, PROPOSE, APPLY, OBSERVE, SNAPBACK, KILL, RESUME = 5, 6, 7, 8, 9, 10, 11
 # a step from a telemetry window: DRIFT (the objective's detector found it worse: value = detections so far, status =
 # +1 rise / -1 fall) and REOPEN (exploration re-opened; replay re-applies it), then the STEP with the window's value
 DRIFT, REOPEN = 12, 13
+# values for reports (replay passes over them): LIVE, one per parameter (status = its index, value = the live value)
+# after the executor flipped its snapshot; METRIC, one per observed metric (status = its index, value; NaN: no data)
+LIVE, METRIC = 14, 15
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp
@@ -177,17 +180,37 @@ def audit_replay(state, records, n):
     return n
 
 
+@numba.njit(inline="always")
+def _log_values(audit, kind, now, values, n):
+    status = 0
+    for i in range(n):
+        status |= _log_event(audit, kind, now, values[i], np.uint64(0), i)
+    return status
+
+
 @kernel(t.int64(RING_TYPE, GUARD_TYPE, t.int64, t.int64, t.int64))
 def audit_guard(audit, guard_state, kind, now, flags):
     """One executor record: ``kind`` (OFFER ... RESUME), the call's ``flags`` at step ``now``, the generation after it
-    and a digest of the live snapshot. Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
+    and a digest of the live snapshot; when ``flags`` say the snapshot flipped (APPLIED, ROLLED_BACK), then one LIVE
+    record per parameter. Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
     audit, gs = borrow(audit), borrow(guard_state)
     g = gs[0]
-    live = view_at(gs.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8, g["d"], np.uint64)
+    address = gs.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8
+    live = view_at(address, g["d"], np.uint64)
     digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
     for i in range(g["d"]):
         digest = (digest ^ live[i]) * _PRIME
-    return _log_event(audit, kind, now, np.float64(g["generation"]), _mix(digest), flags)
+    status = _log_event(audit, kind, now, np.float64(g["generation"]), _mix(digest), flags)
+    if flags & (APPLIED | ROLLED_BACK):
+        status |= _log_values(audit, LIVE, now, view_at(address, g["d"], np.float64), g["d"])
+    return status
+
+
+@kernel(t.int64(RING_TYPE, t.int64, t.int64, F8, t.int64))
+def audit_values(audit, kind, now, values, n):
+    """``n`` records of ``kind`` (LIVE or METRIC) at step ``now``: status = index, value = ``values[index]``.
+    Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
+    return _log_values(borrow(audit), kind, now, borrow(values), n)
 
 
 @kernel(t.int64(STATE_TYPE, TEL_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))

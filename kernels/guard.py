@@ -345,6 +345,8 @@ def guard_observe(state, metrics, now):
     if _slo_breached(h, m, metrics, now):
         g["n_breaches"] += 1
         flags |= SLO_BREACH
+        if not candidate_live:  # the known-good breaches too: the world changed, not the candidates' fault
+            g["consecutive_rollbacks"] = 0
         if candidate_live:
             flags |= _roll_back(h, m, now, 0)
         elif phase == STAGED:

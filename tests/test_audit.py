@@ -316,15 +316,30 @@ def test_executor_decisions_are_recorded_and_the_tuner_still_replays(tmp_path):
     ex = arqon.Executor({"params": rules, "metrics": ["lat", "err"],
                          "slos": ["lat <= 50"], "safe_mode_after": 0, "mode": "reject"}, tuner)
     path = tmp_path / "ex.arqlog"
+    lats, lives = [], [ex.live]
     with AuditLog(path, tuner, executor=ex) as log:
         for now in range(3000):
             x = ex.live
             lat = 60.0 if now % 97 == 0 else 10 + float(np.sum((x - 3) ** 2))  # a breach now and then
             ex.step(tuner, {"lat": lat, "err": 0.0}, lat, now)
+            lats.append(lat)
+            lives.append(ex.live)
         ex.kill(3000)
         ex.resume(3001)
     assert ex._log is None  # closed: the executor no longer records
-    records = read_log(path).records
+    log = read_log(path)
+    assert log.header["metrics"] == ["lat", "err"] and log.header["policy"]["slos"] == ["lat <= 50"]
+    records = log.records
+    metric = records[records["kind"] == audit_kernels.METRIC]  # every observation's inputs, in order
+    assert np.array_equal(metric["value"][metric["status"] == 0], lats) and np.all(metric["value"][1::2] == 0.0)
+    # the LIVE records (the snapshot after every flip) give back the live values after every step
+    live, seen = lives[0].copy(), {}
+    for r in records:
+        if r["kind"] == audit_kernels.LIVE:
+            live[r["status"]] = r["value"]
+        seen[int(r["step"])] = live.copy()  # the live values once every record of this step is in
+    assert np.array_equal(np.array([seen[now] for now in range(3000)]), np.array(lives[1:]))
+    records = records[records["kind"] < audit_kernels.LIVE]
     kinds, flags = records["kind"], records["status"].astype(np.int64)
     observes, offers = flags[kinds == audit_kernels.OBSERVE], flags[kinds == audit_kernels.OFFER]
     counters = ex.counters()

@@ -271,3 +271,17 @@ def test_policy_and_tuner_must_agree():
         Executor({"params": {"a": {"max_delta": 1, "max_delta_fraction": 0.1}}}, tuner)
     with pytest.raises(arqon.ConfigError, match=r"slos\[0\]: cannot read SLO"):
         Executor({"params": {"a": {}}, "metrics": ["x"], "slos": ["x == 3"]}, tuner)
+
+
+def test_a_breaching_known_good_resets_the_count_toward_safe_mode():
+    """Safe mode stops a tuner whose candidates keep breaching while the known-good is healthy; when the known-good
+    breaches too the world changed, so its breach starts the count again."""
+    ex = _executor(metrics=["lat"], slos=["lat <= 10"], safe_mode_after=2)
+    ex.offer([6, 0.5], 0)
+    assert ex.observe([20.0], 1) & Flags.ROLLED_BACK  # first candidate breach
+    assert ex.observe([20.0], 2) & Flags.SLO_BREACH  # the known-good breaches too: count starts again
+    ex.offer([6, 0.5], 3)
+    flags = ex.observe([20.0], 4)
+    assert flags & Flags.ROLLED_BACK and not flags & Flags.SAFE_MODE_ENTERED and not ex.safe_mode
+    ex.offer([6, 0.5], 5)
+    assert ex.observe([20.0], 6) & Flags.SAFE_MODE_ENTERED  # two candidate breaches in a row, known-good not seen

@@ -1,0 +1,266 @@
+"""``arqon report``: plots and an HTML page from an audit log alone.
+
+Everything comes from the log's records: the live knob values (LIVE records after every flip; for a log without them,
+the tuner's proposals, rebuilt by replaying it), the observed metrics (METRIC records), SLO limits (the policy in the
+header), rollbacks and safe-mode entries (the executor's OBSERVE flags) and drift detections (DRIFT records).
+Needs the ``demo`` extra (matplotlib).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+import arqon
+from arqon.audit import read_log
+from arqon.config import ConfigError, load_config
+from arqon.kernels import audit as k
+from arqon.kernels import guard as g
+from arqon.policy import load_policy
+
+
+@attrs.frozen
+class Trace:
+    """A run as series over steps 0 .. steps-1, read from an audit log."""
+
+    path: str
+    names: tuple[str, ...]  # knobs
+    bounds: np.ndarray  # (d, 2)
+    log_scale: tuple[bool, ...]
+    knobs: np.ndarray  # (steps, d): live values (or proposals, see ``knobs_are``) in force during each step
+    knobs_are: str  # "live" or "proposed"
+    metrics: dict[str, np.ndarray]  # name -> (steps,), NaN where not observed
+    slos: list  # arqon.policy.Slo, absolute ones
+    rollbacks: np.ndarray  # steps
+    safe_mode: np.ndarray  # steps where safe mode was entered
+    drifts: np.ndarray  # steps
+    told: np.ndarray  # (steps,) the value told to the tuner at that step, NaN if none
+
+    @property
+    def steps(self) -> int:
+        return len(self.knobs)
+
+    def breaches(self, slos=None) -> np.ndarray:
+        """Steps whose observed metrics broke one of ``slos`` (default: every absolute SLO of the policy)."""
+        hit = np.zeros(self.steps, bool)
+        for slo in self.slos if slos is None else slos:
+            v = self.metrics.get(slo.metric)
+            if v is not None:
+                ok = {"<=": v <= slo.limit, ">=": v >= slo.limit, "<": v < slo.limit, ">": v > slo.limit}[slo.op]
+                hit |= ~ok & np.isfinite(v)
+        return np.flatnonzero(hit)
+
+
+def read_trace(path) -> Trace:
+    """Read the audit log at ``path`` into series over its steps."""
+    log = read_log(path)
+    config = load_config(log.header["config"])
+    records = log.records
+    if len(records) == 0:
+        raise ConfigError(f"{path}: the log holds no records")
+    kinds = records["kind"]
+    observed = records[kinds == k.METRIC]
+    steps = int((observed if len(observed) else records)["step"].max()) + 1  # the steps measured
+    d = len(config.params)
+    live = records[kinds == k.LIVE]
+    knobs_are = "live" if len(live) else "proposed"
+    changes = live if len(live) else _proposals(config, records)
+    knobs = np.full((steps, d), np.nan)
+    for step, index, value in zip(changes["step"].tolist(), changes["status"].tolist(), changes["value"].tolist()):
+        if step + 1 < steps:
+            knobs[step + 1, index] = value  # decided at step t, in force from step t + 1
+    for j in range(d):  # hold each value until the next change
+        column = knobs[:, j]
+        filled = np.flatnonzero(np.isfinite(column))
+        if len(filled):
+            column[: filled[0]] = column[filled[0]]
+            column[:] = column[filled[np.maximum(np.searchsorted(filled, np.arange(steps), "right") - 1, 0)]]
+    names = log.header.get("metrics") or []
+    metrics = {name: np.full(steps, np.nan) for name in names}
+    for step, index, value in zip(observed["step"].tolist(), observed["status"].tolist(), observed["value"].tolist()):
+        metrics[names[index]][step] = value
+    policy = log.header.get("policy")
+    slos = [s for s in load_policy(policy).parsed_slos if not s.relative] if policy else []
+    observe = records[kinds == k.OBSERVE]
+    flags = observe["status"].astype(np.int64)
+    told = np.full(steps, np.nan)
+    tells = records[(kinds == k.TELL) | (kinds == k.STEP)]
+    tells = tells[tells["step"] < steps]
+    told[tells["step"]] = tells["value"]
+    return Trace(str(path), config.names, np.array([[p.min, p.max] for p in config.params]),
+                 tuple(p.scale == "log" for p in config.params), knobs, knobs_are, metrics, slos,
+                 observe["step"][(flags & g.ROLLED_BACK) != 0], observe["step"][(flags & g.SAFE_MODE_ENTERED) != 0],
+                 records["step"][kinds == k.DRIFT], told)
+
+
+def _proposals(config, records) -> np.ndarray:
+    """The tuner's proposal after each of its logged events, as LIVE-like records (step, status = index, value: in
+    force from the next step, as an executor's), by replaying the log event by event."""
+    tuner = arqon.Tuner(config)
+    d = len(config.params)
+    out = []
+    start = 0
+    for i in np.flatnonzero(np.isin(records["kind"], (k.ASK, k.TELL, k.STEP))):
+        if k.audit_replay(tuner.state, records[start: i + 1], i + 1 - start) != i + 1 - start:
+            break  # a divergence or a gap: the proposals after it are unknown
+        start = i + 1
+        step = int(records[i]["step"])
+        out.extend((0, step, value, 0, k.LIVE, j, 0) for j, value in enumerate(tuner.ask().tolist()))
+    return np.array(out, dtype=k.AUDIT_RECORD) if out else np.zeros(0, k.AUDIT_RECORD)
+
+
+# -- plots ------------------------------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'arqon[demo]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _events(ax, trace: Trace, label: bool) -> None:
+    for steps, color, name in ((trace.rollbacks, "tab:red", "rollback"), (trace.drifts, "tab:purple", "drift"),
+                               (trace.safe_mode, "black", "safe mode")):
+        for n, s in enumerate(steps):
+            ax.axvline(s, color=color, lw=0.6, alpha=0.35, label=name if label and n == 0 else None)
+
+
+def _rolling(values: np.ndarray, window: int) -> np.ndarray:
+    ok = np.isfinite(values)
+    sums = np.convolve(np.where(ok, values, 0.0), np.ones(window), "same")
+    counts = np.convolve(ok.astype(float), np.ones(window), "same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
+    """Write the plots of ``trace`` into ``out``: knobs.png (each knob with its bounds, rollbacks and drifts marked),
+    objective.png (cost and latency quantiles over time, SLO lines), slo.png (each SLO metric, its limit, breaches).
+    Returns the files written."""
+    plt = _pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    t = np.arange(trace.steps)
+    written = []
+
+    d = len(trace.names)
+    fig, axes = plt.subplots(d, 1, figsize=(10, 1.7 * d + 0.6), sharex=True, squeeze=False)
+    for j, ax in enumerate(axes[:, 0]):
+        ax.plot(t, trace.knobs[:, j], lw=0.8, color="tab:blue", label=trace.knobs_are)
+        for bound in trace.bounds[j]:
+            ax.axhline(bound, color="gray", ls="--", lw=0.8)
+        if trace.log_scale[j]:
+            ax.set_yscale("log")
+        ax.set_ylabel(trace.names[j], fontsize=8)
+        _events(ax, trace, label=j == 0)
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
+    axes[0, 0].set_title(f"knobs ({trace.knobs_are}) with their bounds (dashed)")
+    axes[-1, 0].set_xlabel("step")
+    written.append(_save(fig, out / f"{prefix}knobs.png"))
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    cost = trace.metrics.get("cost", trace.told)
+    top.plot(t, cost, lw=0.4, color="tab:gray", alpha=0.6, label="per step")
+    top.plot(t, _rolling(cost, 50), lw=1.2, color="tab:blue", label="rolling mean (50 steps)")
+    top.set_ylabel("cost" if "cost" in trace.metrics else "value told")
+    top.set_yscale("log")
+    _events(top, trace, label=True)
+    top.legend(loc="upper right", fontsize=7, ncol=3)
+    top.set_title("objective over time")
+    quantiles = [name for name in trace.metrics if name.startswith(("p50", "p90", "p99"))]
+    for name in quantiles:
+        bottom.plot(t, _rolling(trace.metrics[name], 20), lw=0.9, label=f"{name} (rolling mean, 20 steps)")
+    for slo in trace.slos:
+        if slo.metric in quantiles:
+            bottom.axhline(slo.limit, color="tab:red", ls="--", lw=1, label=f"SLO {slo.metric} {slo.op} {slo.limit:g}")
+    if quantiles:
+        bottom.set_yscale("log")
+        bottom.legend(loc="upper right", fontsize=7)
+    bottom.set_ylabel("latency quantiles")
+    bottom.set_xlabel("step")
+    written.append(_save(fig, out / f"{prefix}objective.png"))
+
+    if trace.slos:
+        fig, axes = plt.subplots(len(trace.slos), 1, figsize=(10, 2.4 * len(trace.slos) + 0.5), sharex=True,
+                                 squeeze=False)
+        for ax, slo in zip(axes[:, 0], trace.slos):
+            v = trace.metrics[slo.metric]
+            ax.plot(t, v, lw=0.5, color="tab:blue")
+            ax.axhline(slo.limit, color="tab:red", ls="--", lw=1, label=f"SLO {slo.metric} {slo.op} {slo.limit:g}")
+            bad = trace.breaches([slo])
+            ax.plot(bad, v[bad], "x", color="tab:red", ms=3, label=f"breaches ({len(bad)} steps)")
+            ax.set_ylabel(slo.metric, fontsize=8)
+            ax.set_yscale("symlog", linthresh=slo.limit / 10 if slo.limit > 0 else 1e-3)
+            _events(ax, trace, label=False)
+            ax.legend(loc="upper right", fontsize=7)
+        axes[0, 0].set_title("SLO metrics, limits and breaches (rollbacks red, drifts purple)")
+        axes[-1, 0].set_xlabel("step")
+        written.append(_save(fig, out / f"{prefix}slo.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+# -- HTML -------------------------------------------------------------------------------------------------------------
+
+
+def html_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row.values()) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; }}
+img {{ max-width: 100%; }} </style></head><body>{body}</body></html>"""
+
+
+def write_page(path: Path, title: str, body: str) -> Path:
+    path.write_text(PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>{body}"))
+    return path
+
+
+def trace_rows(trace: Trace) -> list[dict]:
+    rows = [{"what": "steps", "value": trace.steps}, {"what": "knobs", "value": ", ".join(trace.names)},
+            {"what": "SLO breaches (steps)", "value": len(trace.breaches())},
+            {"what": "rollbacks", "value": len(trace.rollbacks)}, {"what": "safe mode entered", "value": len(trace.safe_mode)},
+            {"what": "drift detections", "value": len(trace.drifts)}]
+    for name, values in trace.metrics.items():
+        rows.append({"what": f"mean {name}", "value": float(np.nanmean(values)) if np.isfinite(values).any() else None})
+    return rows
+
+
+def report(path, out) -> Path:
+    """Plots of the audit log at ``path`` and an index.html putting them together, in folder ``out``."""
+    trace = read_trace(path)
+    out = Path(out)
+    images = plot_trace(trace, out)
+    body = html_table(trace_rows(trace)) + "".join(f'<p><img src="{p.name}"></p>' for p in images)
+    return write_page(out / "index.html", f"arqon report: {Path(path).name}", body)
