@@ -33,6 +33,7 @@ import numpy as np
 
 import arqon
 from arqon.config import ConfigError, load_config
+from arqon.policy import ordered_metrics
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
@@ -92,8 +93,8 @@ class AuditLog:
     what ``arqon report`` plots.
     """
 
-    def __init__(self, path, tuner, *, executor=None, metrics=None, fsync: Literal["record", "every", "interval"] = "record",
-                 every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
+    def __init__(self, path, tuner, *, executor=None, metrics=None,
+                 fsync: Literal["record", "every", "interval"] = "record", every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
         if fsync not in ("record", "every", "interval"):
             raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
         if not (isinstance(every, int) and every >= 1):
@@ -167,14 +168,7 @@ class AuditLog:
     def record_metrics(self, values, now: int) -> None:
         """One METRIC record per name in ``metrics``: ``values`` as a mapping by name (a missing name: NaN) or a
         sequence in that order. ``Executor.observe`` calls this itself."""
-        if isinstance(values, dict):
-            unknown = sorted(set(values) - set(self.metrics))
-            if unknown:
-                raise ValueError(f"unknown metrics {unknown}; this log records {self.metrics}")
-            values = [values.get(name, np.nan) for name in self.metrics]
-        if len(values) != len(self.metrics):
-            raise ValueError(f"expected {len(self.metrics)} metric values {self.metrics}, got {len(values)}")
-        self._values[: len(values)] = values
+        self._values[: len(self.metrics)] = ordered_metrics(values, self.metrics, "this log records")
         _VALUES(self._header, audit_kernels.METRIC, int(now), self._values, len(self.metrics))
 
     def record_live(self, values, now: int) -> None:

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("log", metavar="LOG")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    from arqon.demo.service import SCENARIOS
+    from arqon.demo.scenarios import SCENARIOS
 
     d = commands.add_parser(
         "demo", help="tune a simulated service live, beside static and unguarded runs, and write a report",
@@ -133,13 +133,13 @@ def main(argv: list[str] | None = None) -> int:
 def _demo(args) -> int:
     from pathlib import Path
 
-    from arqon import demo
-    from arqon.demo.service import SCENARIOS
+    from arqon.demo import runs
+    from arqon.demo.scenarios import SCENARIOS
 
     if args.requests < 100:
         raise ConfigError("--requests must be at least 100 (a window's p99 needs them)")
     names = list(SCENARIOS) if "all" in args.scenario else list(dict.fromkeys(args.scenario))
-    page = demo.main(names, Path(args.out), args.requests, args.seed, progress=not args.quiet)
+    page = runs.main(names, Path(args.out), args.requests, args.seed, progress=not args.quiet)
     print(f"\nreport: {page}")
     return 0
 
@@ -167,8 +167,7 @@ def _validate(args) -> int:
     kind = args.kind
     if kind == "auto":
         doc = decode(path, dict)
-        params, metrics = doc.get("params") if isinstance(doc, dict) else None, doc.get("metrics") \
-            if isinstance(doc, dict) else None
+        params, metrics = doc.get("params"), doc.get("metrics")
         kind = "tuner" if isinstance(params, list) else "policy" if isinstance(params, dict) else \
             "telemetry" if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) else None
         if kind is None:
@@ -195,7 +194,6 @@ def _warmup() -> int:
 
     t0 = time.perf_counter()
     import arqon
-    from arqon.demo.service import KNOBS
 
     tuner = arqon.Tuner({"params": [{"name": "x", "min": 0.0, "max": 1.0}]})
     tuner.step(tuner.ask()[0])
@@ -205,7 +203,6 @@ def _warmup() -> int:
     tel = arqon.Telemetry({"metrics": [{"name": "m"}]})
     tel.emit("m", 1.0)
     tel.stat("m", "p99")
-    assert KNOBS  # the demo's service module (its kernels are cached on import)
     print(f"arqon kernels ready in {time.perf_counter() - t0:.2f} s (compiled or loaded from "
           f"{os.environ.get('NUMBA_CACHE_DIR') or 'the __pycache__ folders'})")
     return 0

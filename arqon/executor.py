@@ -11,7 +11,7 @@ from arqon.config import ConfigError
 from arqon.kernels import guard as g
 from arqon.kernels import audit as audit_kinds
 from arqon.kernels._jit import entry_point
-from arqon.policy import SLO_OPS, Policy, load_policy
+from arqon.policy import SLO_OPS, Policy, load_policy, ordered_metrics
 from arqon.tuner import Tuner
 
 Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
@@ -184,15 +184,7 @@ class Executor:
         """The live system's metrics at step ``now`` (a mapping by name or a sequence in ``policy.metrics`` order; NaN
         or a missing name means no data). A hard SLO breach rolls back in this call."""
         names = self.policy.metrics
-        if isinstance(metrics, dict):
-            unknown = sorted(set(metrics) - set(names))
-            if unknown:
-                raise ValueError(f"unknown metrics {unknown}; the policy declares {names}")
-            self._metrics[: len(names)] = [metrics.get(n, math.nan) for n in names]
-        else:
-            if len(metrics) != len(names):
-                raise ValueError(f"expected {len(names)} metrics {names}, got {len(metrics)}")
-            self._metrics[: len(names)] = metrics
+        self._metrics[: len(names)] = ordered_metrics(metrics, names, "the policy declares")
         if self._log is not None:
             self._log.record_metrics(self._metrics[: len(names)], now)
         return self._decided(audit_kinds.OBSERVE, now, _OBSERVE(self._state, self._metrics, int(now)))

@@ -118,9 +118,23 @@ class Policy(_Struct):
         return [Slo.parse(text) for text in self.slos]
 
 
+def ordered_metrics(values, names: list[str], whose: str):
+    """``values`` (a mapping by name, a missing name being NaN, or a sequence) in the order of ``names``; a ValueError
+    names unknown metrics or a wrong count (``whose`` says where ``names`` come from, for the message)."""
+    if isinstance(values, dict):
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; {whose} {names}")
+        return [values.get(n, math.nan) for n in names]
+    if len(values) != len(names):
+        raise ValueError(f"expected {len(names)} metrics {names}, got {len(values)}")
+    return values
+
+
 def load_policy(source, format: str | None = None) -> Policy:
     """Decode a policy from a ``Policy``, a mapping, a path or a string, exactly as ``load_config`` does configs."""
     return decode(source, Policy, format)
 
 
-__all__ = ["Canary", "ConfigError", "ParamPolicy", "Policy", "RateLimit", "Slo", "Stage", "load_policy"]
+__all__ = ["Canary", "ConfigError", "ParamPolicy", "Policy", "RateLimit", "Slo", "Stage", "load_policy",
+           "ordered_metrics"]

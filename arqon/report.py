@@ -209,10 +209,7 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    fig.clf()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -223,12 +220,13 @@ def html_table(rows: list[dict]) -> str:
     if not rows:
         return ""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row.values()) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row.values()) + "</tr>"
                    for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _fmt(value) -> str:
+def format_cell(value) -> str:
+    """A table cell: None as "-", floats to 3 significant digits."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -250,7 +248,8 @@ def write_page(path: Path, title: str, body: str) -> Path:
 def trace_rows(trace: Trace) -> list[dict]:
     rows = [{"what": "steps", "value": trace.steps}, {"what": "knobs", "value": ", ".join(trace.names)},
             {"what": "SLO breaches (steps)", "value": len(trace.breaches())},
-            {"what": "rollbacks", "value": len(trace.rollbacks)}, {"what": "safe mode entered", "value": len(trace.safe_mode)},
+            {"what": "rollbacks", "value": len(trace.rollbacks)},
+            {"what": "safe mode entered", "value": len(trace.safe_mode)},
             {"what": "drift detections", "value": len(trace.drifts)}]
     for name, values in trace.metrics.items():
         rows.append({"what": f"mean {name}", "value": float(np.nanmean(values)) if np.isfinite(values).any() else None})

@@ -345,14 +345,14 @@ def guard_observe(state, metrics, now):
     if _slo_breached(h, m, metrics, now):
         g["n_breaches"] += 1
         flags |= SLO_BREACH
-        if not candidate_live:  # the known-good breaches too: the world changed, not the candidates' fault
-            g["consecutive_rollbacks"] = 0
         if candidate_live:
             flags |= _roll_back(h, m, now, 0)
-        elif phase == STAGED:
-            g["phase"] = ROLLED_BACK_PHASE if g["consecutive_rollbacks"] > 0 else KNOWN_GOOD
-            g["entered"] = now
-            flags |= ABORTED
+        else:
+            if phase == STAGED:
+                g["phase"] = ROLLED_BACK_PHASE if g["consecutive_rollbacks"] > 0 else KNOWN_GOOD
+                g["entered"] = now
+                flags |= ABORTED
+            g["consecutive_rollbacks"] = 0  # the known-good breaches too: the world changed, not the candidates
         g["last_flags"] = flags
         return flags
     if not candidate_live:  # the known-good snapshot is live: learn its levels

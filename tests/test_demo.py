@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import arqon
-from arqon import cli, demo
+from arqon import cli
+from arqon.demo import runs as demo
+from arqon.demo import scenarios as sc
 from arqon.demo import service as sv
 from arqon.kernels import audit as k
 from arqon.report import read_trace, report
@@ -18,7 +20,7 @@ def test_the_simulated_window_matches_its_model():
     """Mean latency of a window against the model's mean computed in plain Python (cache hits, batch fill, queueing
     and service), and the error rate against stale reads + failed retries + shed requests."""
     knobs = np.array([32.0, 1.0, 8.0, 20.0, 15.0])
-    row = sv.SCENARIOS["load-step"].environment()[0]
+    row = sc.SCENARIOS["load-step"].environment()[0]
     load, heavy, cores, fail, burst, stale_max = row
     batch, timeout, workers, ttl, backoff = knobs
     hit = (1 - heavy) * 0.7 * (1 - math.exp(-ttl / sv.CACHE_REUSE_S))
@@ -32,7 +34,7 @@ def test_the_simulated_window_matches_its_model():
     retry_fails = fail + burst * math.exp(-backoff / sv.BURST_MS)
     errors = hit * stale_max * ttl / (ttl + sv.DATA_CHANGE_S) + (1 - hit) * fail * retry_fails
     assert rho < 0.97  # the model's queueing formula holds below its cap
-    s = demo.Service(sv.SCENARIOS["load-step"], 200_000, seed=1)
+    s = demo.Service(sc.SCENARIOS["load-step"], 200_000, seed=1)
     s.telemetry.new_generation()
     sv.serve_window(knobs, row, s.rng, s.telemetry.state, s.telemetry.ring.header, 200_000, 0)
     assert s.telemetry.stat("latency", "mean") == pytest.approx(mean, rel=0.02)
@@ -40,16 +42,16 @@ def test_the_simulated_window_matches_its_model():
 
 
 def test_scenarios_script_what_they_say():
-    load = sv.SCENARIOS["load-step"].environment()
-    assert load[599, sv.LOAD] == 20.0 and load[600, sv.LOAD] == 50.0
-    cores = sv.SCENARIOS["resource-limit"].environment()
-    assert cores[599, sv.CORES] == 16.0 and cores[600, sv.CORES] == 4.0
-    mix = sv.SCENARIOS["mix-drift"].environment()[:, sv.HEAVY]
+    load = sc.SCENARIOS["load-step"].environment()
+    assert load[599, sc.LOAD] == 20.0 and load[600, sc.LOAD] == 50.0
+    cores = sc.SCENARIOS["resource-limit"].environment()
+    assert cores[599, sc.CORES] == 16.0 and cores[600, sc.CORES] == 4.0
+    mix = sc.SCENARIOS["mix-drift"].environment()[:, sc.HEAVY]
     assert mix[0] == 0.1 and np.all(np.diff(mix) >= 0) and mix[-1] == pytest.approx(0.6, abs=1e-3)
 
 
 def short(name, steps=300, change=100, fault=None):
-    return attrs.evolve(sv.SCENARIOS[name], steps=steps, change=change, fault=fault)
+    return attrs.evolve(sc.SCENARIOS[name], steps=steps, change=change, fault=fault)
 
 
 def test_three_runs_share_load_and_noise_and_the_guards_contain_a_faulty_push(tmp_path):
@@ -57,12 +59,12 @@ def test_three_runs_share_load_and_noise_and_the_guards_contain_a_faulty_push(tm
     static = np.array([64.0, 1.0, 6.0, 10.0, 5.0])
     runs = demo.run_scenario(scenario, tmp_path, requests=500, seed=3, static=static)
     s, u, g = runs["static"], runs["no guardrails"], runs["arqon"]
-    assert np.all(s.live[100:200] == sv.FAULTY_CONFIG) and np.all(u.live[100:200] == sv.FAULTY_CONFIG)
+    assert np.all(s.live[100:200] == sc.FAULTY_CONFIG) and np.all(u.live[100:200] == sc.FAULTY_CONFIG)
     assert np.all(s.breaches[100:200]) and np.all(u.breaches[100:200])  # the faulty config breaches wherever live
     # guarded: the push moves live values one clipped step at a time, every breach of a candidate is rolled back in
     # its step, and safe mode holds known-good until the operator resumes: far fewer breaching steps
     assert g.breaches[100:200].sum() < 0.5 * u.breaches[100:200].sum() and len(g.rollbacks) > 0
-    assert np.all(np.abs(np.diff(g.live, axis=0)) <= 0.25 * np.ptp([[k["min"], k["max"]] for k in sv.KNOBS], axis=1)
+    assert np.all(np.abs(np.diff(g.live, axis=0)) <= 0.25 * np.ptp([[k["min"], k["max"]] for k in sc.KNOBS], axis=1)
                   + 1e-9)  # max delta held (rollbacks move back to known-good, which is within it here too)
     rows = demo.summarize(scenario, runs)
     assert [r["run"] for r in rows] == ["static", "no guardrails", "arqon"]
@@ -108,7 +110,7 @@ def test_report_of_a_tuner_only_log_rebuilds_the_proposals_by_replay(tmp_path):
 
 
 def test_cli_demo_report_validate_warmup(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sv, "SCENARIOS", {"load-step": short("load-step", 200, 80)})
+    monkeypatch.setattr(sc, "SCENARIOS", {"load-step": short("load-step", 200, 80)})
     assert cli.main(["demo", "--scenario", "load-step", "--out", str(tmp_path / "d"), "--requests", "300",
                      "--quiet"]) == 0
     out = capsys.readouterr().out
