@@ -376,3 +376,22 @@ def test_steps_from_a_telemetry_window_with_drift_are_recorded_and_replay(tmp_pa
     result = replay(path)
     assert result.identical, result
     assert abs(tuner.recommend()["x"] - 4.0) < 0.1
+
+
+def test_metric_and_live_records_refuse_bad_arguments(tmp_path):
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
+    ex = arqon.Executor({"params": {"x": {}}, "metrics": ["lat"]}, tuner)
+    with pytest.raises(arqon.ConfigError, match="executor policy's metrics"):
+        AuditLog(tmp_path / "a.arqlog", tuner, executor=ex, metrics=["err"])
+    with pytest.raises(arqon.ConfigError, match="distinct non-empty names"):
+        AuditLog(tmp_path / "b.arqlog", tuner, metrics=["lat", "lat"])
+    with AuditLog(tmp_path / "c.arqlog", tuner, metrics=["lat", "err"]) as log:
+        with pytest.raises(ValueError, match=r"unknown metrics \['p99'\]; this log records"):
+            log.record_metrics({"p99": 1.0}, 0)
+        with pytest.raises(ValueError, match="expected 2 metrics"):
+            log.record_metrics([1.0], 0)
+        with pytest.raises(ValueError, match=r"expected 1 live values \['x'\], got shape \(2,\)"):
+            log.record_live([0.1, 0.2], 0)
+        log.record_metrics({"lat": 3.0}, 0)  # a missing name is no data
+    metric = read_log(tmp_path / "c.arqlog").records
+    assert metric["value"][0] == 3.0 and np.isnan(metric["value"][1]) and metric["status"].tolist() == [0, 1]
