@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo njit-demo test test-slow bench contracts asv quickstart clean
+.PHONY: demo njit-demo sor test test-slow bench contracts asv quickstart api-docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ demo: $(BIN)/.installed  ## a simulated service tuned live under load changes; r
 
 njit-demo: $(BIN)/.installed  ## a Numba simulation tuning its own controller gains while the plant drifts
 	$(BIN)/python examples/njit_loop.py
+
+sor: $(BIN)/.installed  ## an SOR Poisson solver tuning its relaxation factor inside @njit as its grid is refined
+	$(BIN)/python examples/sor_poisson.py
+
+api-docs: $(BIN)/.installed  ## regenerate docs/api.md from the docstrings (a test fails while it is stale)
+	$(BIN)/python docs/make_api.py
 
 quickstart: $(BIN)/.installed
 	$(BIN)/python examples/quickstart.py

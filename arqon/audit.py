@@ -195,6 +195,7 @@ class AuditLog:
         return self._durable
 
     def counters(self) -> dict[str, int]:
+        """logged (accepted by the ring), refused (ring full), written (to the file), durable (written and fsynced)."""
         c = self.ring.counters()
         return {"logged": c["written"], "refused": c["dropped"], "written": self._written, "durable": self._durable}
 

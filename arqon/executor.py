@@ -23,6 +23,10 @@ Flags.__doc__ = "Reasons (why a proposal was clipped or rejected) and events (wh
 
 
 class Phase(enum.IntEnum):
+    """The executor's state (the state machine in docs/executor.md): the known-good is live, a candidate is staged
+    (not live), a candidate is live under canary, its canary is paused (no data yet), a rollback happened, or the kill
+    switch halted everything."""
+
     KNOWN_GOOD = g.KNOWN_GOOD
     STAGED = g.STAGED
     CANARY = g.CANARY
@@ -141,10 +145,12 @@ class Executor:
 
     @property
     def baseline(self) -> dict:
+        """The known-good values by name: what a rollback, snapback or kill makes live."""
         return dict(zip(self.names, self._mat[g.BASELINE, : self._d].tolist(), strict=True))
 
     @property
     def phase(self) -> Phase:
+        """Where the state machine is now."""
         return Phase(int(self._state[0]["phase"]))
 
     @property
@@ -154,9 +160,11 @@ class Executor:
 
     @property
     def safe_mode(self) -> bool:
+        """True after ``safe_mode_after`` consecutive rollbacks: every proposal is refused until ``resume``."""
         return bool(self._state[0]["safe_mode"])
 
     def counters(self) -> dict:
+        """Totals since creation: proposals, rejected, applied, rollbacks, promoted, breaches."""
         h = self._state[0]
         return {k: int(h[f"n_{k}"]) for k in ("proposals", "rejected", "applied", "rollbacks", "promoted", "breaches")}
 
@@ -178,6 +186,7 @@ class Executor:
         return self._decided(audit_kinds.PROPOSE, now, _PROPOSE(self._state, self._vector(x), int(now)))
 
     def apply(self, now: int) -> Flags:
+        """Make the staged candidate live (one index flip), starting its canary; ``NOTHING_STAGED`` if there is none."""
         return self._decided(audit_kinds.APPLY, now, _APPLY(self._state, int(now)))
 
     def observe(self, metrics, now: int) -> Flags:

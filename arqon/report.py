@@ -41,6 +41,7 @@ class Trace:
 
     @property
     def steps(self) -> int:
+        """Steps the trace covers."""
         return len(self.knobs)
 
     def breaches(self, slos=None) -> np.ndarray:

@@ -6,6 +6,9 @@ from arqon.kernels import _status
 
 
 class Status(enum.IntFlag):
+    """What a tuner or telemetry call did: ``OK`` (zero), or one or more flags; ``arqon.kernels`` returns the same
+    values as plain integers."""
+
     OK = _status.OK
     NONFINITE = _status.NONFINITE
     NOT_ASKED = _status.NOT_ASKED

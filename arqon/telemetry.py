@@ -106,6 +106,8 @@ class Metric(_Struct):
 
 
 class TelemetryConfig(_Struct):
+    """The metrics (each with its settle time, quantiles, sketch and drift detector) and the ring's size and policy."""
+
     metrics: Annotated[list[Metric], Meta(min_length=1, max_length=65_536)]
     ring: RingConfig = msgspec.field(default_factory=RingConfig)
 
@@ -164,10 +166,12 @@ class Ring:
 
     @property
     def capacity(self) -> int:
+        """Records the ring holds."""
         return int(self.header[0]["capacity"])
 
     @property
     def policy(self) -> str:
+        """``"overwrite"`` (a full ring overwrites its oldest record) or ``"drop_newest"`` (it refuses the new one)."""
         return "drop_newest" if self.header[0]["policy"] == ring_kernels.DROP_NEWEST else "overwrite"
 
     def push(self, metric: int, value: float, step: int = 0, generation: int = 0, variant: int = 0,
@@ -271,6 +275,7 @@ class Telemetry:
 
     @property
     def generation(self) -> int:
+        """The config generation new samples are stamped with (``new_generation`` advances it)."""
         return int(self.state[0]["generation"])
 
     def new_generation(self) -> int:
@@ -323,6 +328,8 @@ class Telemetry:
         return _WINDOW_STAT(self.state, m, stats_kernels.QUANTILE, float(q))
 
     def summary(self, metric: str | int) -> Summary:
+        """Everything known about ``metric``: the current window's statistics and quantiles, its EMA, and the
+        counters of the whole run (records, discarded while settling, rejected, drifts)."""
         m = self.metric_id(metric)
         r = self._records[m]
         window = {name: _WINDOW_STAT(self.state, m, code, 0.0) for name, code in _STATS.items() if name != "ema"}

@@ -141,11 +141,13 @@ class Tuner:
 
     @property
     def done(self) -> bool:
+        """True once the budget is spent (never without a budget)."""
         h = self._state[0]
         return bool(h["budget"] > 0 and h["n_told"] >= h["budget"])
 
     @property
     def n_evaluations(self) -> int:
+        """Values told and accepted so far."""
         return int(self._state[0]["n_told"])
 
     @property

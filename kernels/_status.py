@@ -1,6 +1,6 @@
 """Status bit flags returned by kernels. Zero means success; several flags may be set at once."""
 
-OK = 0
+OK = 0  # success: no flag set
 NONFINITE = 1  # the told value was NaN or infinite: rejected, state unchanged
 NOT_ASKED = 2  # tell without an outstanding ask: ignored, state unchanged
 BUDGET_EXHAUSTED = 4  # the evaluation budget is spent: nothing new is proposed

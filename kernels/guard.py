@@ -260,7 +260,14 @@ def _promote(h, m, now):
     g["phase"] = KNOWN_GOOD
     g["entered"] = now
     g["consecutive_rollbacks"] = 0
-    g["baseline_samples"] = 0  # the new known-good's levels are learnt afresh
+    # the new known-good's levels start from what it was just measured at (m[METRICS] holds the observation that
+    # promoted it), so a canary can judge the next candidate at once even when known-good itself is rarely live
+    known = 0
+    for j in range(g["n_metrics"]):
+        if np.isfinite(m[METRICS, j]):
+            m[BASE_METRICS, j] = m[METRICS, j]
+            known = 1
+    g["baseline_samples"] = known
     g["n_promoted"] += 1
     return PROMOTED
 

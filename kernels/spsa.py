@@ -79,7 +79,7 @@ def spsa_ask(hdr, mat):
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
     """Add the pair's gradient estimate (zero if it would overflow) to mat[GRAD]; after `n_average` pairs move theta
-    along their mean, calibrating an automatic `a` on the way. Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
+    along their mean, calibrating an automatic `a` on the way (from the largest gradient seen so far). Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
     h = hdr[0]
     d = mat.shape[1]
     half_difference = 0.5 * (h["y_plus"] - y_minus)
@@ -103,10 +103,10 @@ def _spsa_accumulate(hdr, mat, y_minus):
             size += abs(mat[GRAD, i])
         size *= inv_n / d
         if 0.0 < size < np.inf:
-            h["calibrate_sum"] += size
-            h["i_calibrate"] += 1
+            h["calibrate_max"] = max(h["calibrate_max"], size)  # the largest, not the mean: gradients shrink as theta
+            h["i_calibrate"] += 1                              # nears the optimum, and a gain set from them overshoots
             decay = 1.0 if h["constant_gains"] != 0 else (h["stability"] + 1.0) ** h["alpha"]
-            h["a"] = h["initial_step"] * decay * h["i_calibrate"] / h["calibrate_sum"]
+            h["a"] = h["initial_step"] * decay / h["calibrate_max"]
     if h["constant_gains"] != 0:
         a_k = h["a"] * inv_n
     else:

@@ -60,14 +60,14 @@ _FIELDS = [
     ("gamma", np.float64),
     ("initial_step", np.float64),  # automatic `a`: length of the first moves, unit-cube coordinates
     ("max_step", np.float64),  # largest move of one coordinate per update, unit-cube coordinates
-    ("calibrate_sum", np.float64),  # sum of mean |gradient| over calibration updates
+    ("calibrate_max", np.float64),  # largest mean |gradient| over the calibration updates so far
     ("c_k", np.float64),  # perturbation size of the current pair
     ("y_plus", np.float64),  # signed value measured at theta + c*delta
     ("best_value", np.float64),  # best value accepted, in the user's sign
     ("seed", np.uint64),
     ("rng", np.uint64, (4,)),  # xoshiro256** state
 ]
-HEADER = padded_record(_FIELDS)
+HEADER = padded_record(_FIELDS)  # the state's header record: scalars, gains, counters, rng, best value
 HEADER_BYTES = HEADER.itemsize  # the matrix starts this many bytes into the buffer
 
 # Rows of the state matrix.
@@ -84,7 +84,7 @@ MAX = 9
 BEST = 10  # params of the best accepted value, user units
 CENTER = 11  # THETA in user units (the recommendation), written by `recommend`
 MIN_PERTURBATION = 12  # integer parameters: INTEGER_PERTURBATION integer steps, unit cube; else 0
-ROWS = 13
+ROWS = 13  # rows of the (ROWS, d) matrix that follows the header
 
 INTEGER_PERTURBATION = 0.6  # integer steps: over half a step, so the two points of a pair never round alike
 

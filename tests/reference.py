@@ -116,7 +116,7 @@ class ReferenceSpsa:
         if len(self.cal) < self.n_cal and size > 0:
             self.cal.append(size)
             decay = 1.0 if self.constant else (self.A + 1.0) ** self.alpha
-            self.a = self.initial_step * decay / np.mean(self.cal)
+            self.a = self.initial_step * decay / max(self.cal)
         a_k = self.a if self.constant else self.a / (self.k + 1.0 + self.A) ** self.alpha
         self.theta = np.clip(self.theta - np.clip(a_k * g, -self.max_step, self.max_step), 0, 1)
         self.k += 1

@@ -40,6 +40,8 @@ POLICY = {
     "params": {k["name"]: {"max_delta_fraction": 0.25} for k in sc.KNOBS},
     "metrics": METRICS,
     "slos": list(SLOS),
+    # each candidate is judged at its first window: a p99 more than 30% above the known-good's rolls it back
+    "canary": {"metric": "p99_latency", "stages": [{"min_samples": 1, "max_regression": 0.3}]},
     "safe_mode_after": 3,  # three rollbacks in a row: stop applying until an operator resumes
 }
 TELEMETRY = {"metrics": [

@@ -285,3 +285,19 @@ def test_a_breaching_known_good_resets_the_count_toward_safe_mode():
     assert flags & Flags.ROLLED_BACK and not flags & Flags.SAFE_MODE_ENTERED and not ex.safe_mode
     ex.offer([6, 0.5], 5)
     assert ex.observe([20.0], 6) & Flags.SAFE_MODE_ENTERED  # two candidate breaches in a row, known-good not seen
+
+
+def test_a_promoted_candidate_brings_its_measured_level_to_the_canary():
+    """A tuner offers a new candidate every step, so the known-good is rarely live alone: the level the next canary
+    judges against is what the promoted candidate was measured at, not a level from before the promotions."""
+    ex = _executor(canary={"metric": "lat", "stages": [{"min_samples": 1, "max_regression": 0.3}]})
+    ex.observe({"lat": 10, "err": 0}, 0)  # the starting known-good: level 10
+    for now, (a, lat) in enumerate([(6, 12.0), (7, 15.0), (8, 19.0)], start=1):  # each within 30% of the last
+        ex.offer([a, 0.5], 2 * now - 1)
+        assert ex.observe({"lat": lat, "err": 0}, 2 * now) & Flags.PROMOTED
+    assert ex.baseline == {"a": 8.0, "b": 0.5}
+    ex.offer([9, 0.5], 7)
+    flags = ex.observe({"lat": 25.0, "err": 0}, 8)  # 32% above 19 (but 150% above the first 10): judged against 19
+    assert flags & Flags.CANARY_FAILED and ex.live.tolist() == [8, 0.5]
+    ex.offer([9, 0.5], 9)
+    assert ex.observe({"lat": 24.0, "err": 0}, 10) & Flags.PROMOTED  # 26% above 19

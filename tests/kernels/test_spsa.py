@@ -182,7 +182,8 @@ def test_integer_parameters_reach_their_optimum(lo, hi, optimum, scale, toleranc
     found = []
     for seed in range(20):
         t = arqon.Tuner({"params": [{"name": "n", "min": lo, "max": hi, "integer": True, "init": lo, "scale": scale},
-                                    {"name": "g", "min": 0, "max": 1, "init": 0.1}], "seed": seed, "budget": 400})
+                                    {"name": "g", "min": 0, "max": 1, "init": 0.1}], "seed": seed, "budget": 400,
+                           "spsa": {"initial_step": 0.1}})  # from one end of the range to near the other
         x = t.ask()
         while not t.done:
             x = t.step((x[0] - optimum) ** 2 / weight**2 + (x[1] - 0.7) ** 2)
