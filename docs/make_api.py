@@ -113,14 +113,14 @@ def struct_fields(cls) -> list[str]:
 def members(cls) -> list[str]:
     lines = []
     for name, attr in vars(cls).items():
-        if name.startswith("_") and name != "__init__":
+        if name.startswith("_"):
             continue
         if isinstance(attr, property):
             lines.append(f"- **`{name}`** (property): {doc(attr.fget)}".rstrip())
         elif isinstance(attr, (classmethod, staticmethod)):
             method = isinstance(attr, classmethod)
             lines.append(f"- **`{signature(name, attr.__func__, method)}`**: {doc(attr.__func__)}".rstrip())
-        elif inspect.isfunction(attr) and name != "__init__":
+        elif inspect.isfunction(attr):
             lines.append(f"- **`{signature(name, attr, method=True)}`**: {doc(attr)}".rstrip())
     return [line.replace("\n", "\n  ") for line in lines]
 

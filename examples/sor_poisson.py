@@ -65,12 +65,15 @@ def sor_solve(u, f, omega, tol, max_sweeps):
 
 
 @numba.njit(cache=True)
-def new_source(f, rng):
-    """Fill the interior of f with a fresh source, uniform in [-1, 1). Mutates: f, rng."""
+def solve_new_source(u, f, rng, omega):
+    """One time step: fill the interior of f with a fresh source, uniform in [-1, 1), and solve it from u = 0.
+    Mutates: u, f, rng. Returns: the sweeps used."""
     n = f.shape[0] - 2
     for i in range(1, n + 1):
         for j in range(1, n + 1):
             f[i, j] = 2.0 * rng_uniform(rng) - 1.0
+    u[:, :] = 0.0
+    return sor_solve(u, f, omega, TOL, MAX_SWEEPS)
 
 
 @numba.njit(cache=True)
@@ -82,10 +85,8 @@ def tune_phase(state, n, solves, rng, log):
     ask(state)
     x = proposal(state)
     for k in range(solves):
-        new_source(f, rng)
-        u[:, :] = 0.0
         omega = 2.0 - x[0]
-        sweeps = sor_solve(u, f, omega, TOL, MAX_SWEEPS)
+        sweeps = solve_new_source(u, f, rng, omega)
         log[k, 0], log[k, 1] = omega, sweeps
         step(state, math.log(sweeps))
 
@@ -99,9 +100,7 @@ def fixed_solves(n, omega, solves, seed):
     f = np.zeros((n + 2, n + 2))
     out = np.zeros(solves)
     for k in range(solves):
-        new_source(f, rng)
-        u[:, :] = 0.0
-        out[k] = sor_solve(u, f, omega, TOL, MAX_SWEEPS)
+        out[k] = solve_new_source(u, f, rng, omega)
     return out
 
 

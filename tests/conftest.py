@@ -1,3 +1,6 @@
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
 
@@ -18,3 +21,12 @@ def tuner16():
     t = arqon.Tuner(space(16, seed=7))
     t.ask()
     return t
+
+
+def load_script(path):
+    """Import a script that is not part of a package (an example, a docs tool) as a module named after its file."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # numba's cache locates cache=True functions through the module
+    spec.loader.exec_module(module)
+    return module

@@ -1,10 +1,11 @@
 """The docs: every Python block of the quickstart and the cookbook runs, and the API reference is current and complete."""
 
-import importlib.util
 import pathlib
 import re
 
 import pytest
+
+from tests.conftest import load_script
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
@@ -28,10 +29,7 @@ def test_every_python_block_runs(name, tmp_path, monkeypatch, capsys):
 
 @pytest.fixture(scope="module")
 def make_api():
-    spec = importlib.util.spec_from_file_location("make_api", DOCS / "make_api.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DOCS / "make_api.py")
 
 
 def test_api_reference_is_current(make_api):

@@ -1,22 +1,18 @@
 """The examples: the SOR solver against a direct solve, the tuner reaching the model problem's optimum, the others run."""
 
-import importlib.util
 import math
 import pathlib
-import sys
 
 import numpy as np
 import pytest
+
+from tests.conftest import load_script
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # numba's cache locates cache=True functions through the module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
