@@ -44,7 +44,7 @@ class Param(_Struct):
     name: Name
     min: float
     max: float
-    scale: Literal["linear", "log"] = "linear"
+    scale: Literal["linear", "log", "periodic"] = "linear"  # periodic: linear, and max wraps around to min
     init: float | None = None
     integer: bool = False
 
@@ -59,6 +59,8 @@ class Param(_Struct):
             raise ValueError(f"log scale needs `min` > 0, got {self.min} for {self.name!r}")
         if self.init is not None and not self.min <= self.init <= self.max:
             raise ValueError(f"`init` ({self.init}) is outside [{self.min}, {self.max}] for {self.name!r}")
+        if self.scale == "periodic" and self.integer:
+            raise ValueError(f"periodic parameter {self.name!r} cannot be an integer")
         if self.integer and math.ceil(self.min) > math.floor(self.max):
             raise ValueError(f"integer parameter {self.name!r} has no integer in [{self.min}, {self.max}]")
 
@@ -78,6 +80,35 @@ class Spsa(_Struct):
     average: Annotated[int, Meta(ge=1, le=1000)] = 1  # gradient estimates averaged per update
 
 
+class Es(_Struct):
+    """Antithetic ES options. Sizes are fractions of each parameter's range (the unit cube)."""
+
+    pairs: Annotated[int, Meta(ge=1, le=10_000)] | None = None  # mirrored pairs per generation; None: (4 + 3 ln d) / 2
+    sigma: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.1  # initial step size
+    step: Literal["adaptive", "constant"] = "adaptive"  # constant keeps sigma: tracking a moving optimum
+    lr_sigma: Annotated[float, Meta(gt=0.0, le=2.0)] | None = None  # None: (3 + ln d) / (5 sqrt d)
+    min_sigma: Annotated[float, Meta(ge=0.0, le=0.5)] = 0.0  # sigma never falls below this
+
+
+class Pbt(_Struct):
+    """PBT-lite options. Sizes are fractions of each parameter's range (the unit cube)."""
+
+    pool: Annotated[int, Meta(ge=2, le=10_000)] = 8  # members, each measured once per round
+    replace: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.25  # share of the pool (the worst) replaced each round
+    explore: Fraction = 0.1  # largest move per coordinate of a copied member
+    score_decay: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.5  # weight of the past in a member's score
+
+
+class Cmaes(_Struct):
+    """CMA-ES options. Sizes are fractions of each parameter's range (the unit cube)."""
+
+    population: Annotated[int, Meta(ge=4, le=10_000)] | None = None  # None: 4 + 3 ln d
+    sigma: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.3  # initial step size
+    restarts: Annotated[int, Meta(ge=0, le=1000)] = 9  # IPOP restarts; the population doubles up to 16 times its start
+    model: Literal["auto", "on", "off"] = "auto"  # quadratic model's point injected each generation; auto: d <= 10
+    min_sigma: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.0  # sigma never falls below this (tracking)
+
+
 class Config(_Struct):
     """A tuning problem: parameters in declaration order (the vector index), direction, seed and optional budget."""
 
@@ -85,8 +116,12 @@ class Config(_Struct):
     direction: Literal["minimize", "maximize"] = "minimize"
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     budget: Annotated[int, Meta(ge=1, le=2**62)] | None = None  # evaluations; None: unlimited
-    strategy: Literal["spsa"] = "spsa"
+    strategy: Literal["spsa", "es", "pbt", "cmaes", "auto"] = "spsa"  # auto: see `Tuner.describe()`
+    noise: Literal["unknown", "low", "high"] = "unknown"  # what the objective's noise is like (used by `auto`)
     spsa: Spsa = msgspec.field(default_factory=Spsa)
+    es: Es = msgspec.field(default_factory=Es)
+    pbt: Pbt = msgspec.field(default_factory=Pbt)
+    cmaes: Cmaes = msgspec.field(default_factory=Cmaes)
 
     def __post_init__(self):
         check_unique_names(self.params, "parameter", "params")

@@ -10,14 +10,18 @@ from arqon.config import Config, load_config
 from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
+from arqon.kernels.cmaes import cma_start
 from arqon.kernels.state import (
-    BEST, CENTER, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, SPAN, THETA, X,
+    BEST, CENTER, CMAES, ES, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, PBT,
+    PERIODIC_INDEX, ROWS, SPAN, SPSA, THETA, X, vector,
 )
 from arqon.status import Status
 
 _ASK = entry_point(api.ask)
 _TELL = entry_point(api.tell)
 _STEP_AT = entry_point(api.step_at)
+_ASK_BATCH = entry_point(api.ask_batch)
+_TELL_BATCH = entry_point(api.tell_batch)
 
 
 class BudgetExhausted(RuntimeError):
@@ -32,12 +36,65 @@ class Best:
     value: float
 
 
-def build_state(config: Config) -> np.ndarray:
-    """Allocate and fill a tuner state for ``config``: bounds rows, initial theta, gains and the seeded RNG."""
+def choose_strategy(config: Config) -> tuple[str, str]:
+    """The strategy a config runs and why: its own choice, or for ``auto`` one picked from dimension, budget and noise."""
+    if config.strategy != "auto":
+        return config.strategy, "chosen in the config"
     d = len(config.params)
-    state = new_state(d)
+    if d > 40:
+        return "spsa", f"d = {d} > 40: CMA-ES's covariance grows as d^2, SPSA needs 2 evaluations per update whatever d"
+    if config.budget is None:
+        return "spsa", "no budget: an online loop, where SPSA's two evaluations per update track best"
+    if config.budget < 4 * (d + 1):
+        return "spsa", f"budget {config.budget} < 4 (d + 1): too few evaluations for a population"
+    why = f"d = {d} <= 40 with a budget of {config.budget}: CMA-ES learns the problem's scaling and correlations"
+    if d <= 10 and config.noise != "high":
+        why += ", and with d <= 10 a quadratic model of recent evaluations proposes one point each generation"
+    return "cmaes", why
+
+
+def _uses_model(config: Config) -> bool:
+    model = config.cmaes.model
+    return model == "on" or (model == "auto" and len(config.params) <= 10 and config.noise != "high")
+
+
+def _layout(config: Config, strategy: str) -> tuple[int, int, dict]:
+    """Rows, vector length and the header's block offsets for ``strategy`` (see the strategy kernels' docstrings)."""
+    d = len(config.params)
+    pop = {"es": lambda: 2 * (config.es.pairs or max(2, (4 + int(3 * math.log(d))) // 2)),
+           "pbt": lambda: config.pbt.pool,
+           "cmaes": lambda: config.cmaes.population or 4 + int(3 * math.log(d))}
+    if strategy == "spsa":
+        return ROWS, 1, {"r_user": X, "n_pop": 1}
+    n_pop = pop[strategy]()
+    n_max = n_pop * 2 ** min(config.cmaes.restarts, 4) if strategy == "cmaes" else n_pop
+    off = {"n_pop": n_pop, "n_pop_max": n_max, "r_y": ROWS, "r_user": ROWS + n_max,
+           "v_val": 0, "v_order": n_max, "v_w": 2 * n_max}
+    rows, n_vec = ROWS + 2 * n_max, 3 * n_max
+    if strategy == "cmaes":
+        n_feat = (d + 1) * (d + 2) // 2
+        n_arch = 2 * n_feat if _uses_model(config) else 0
+        off.update(r_z=rows, r_l=rows + n_max, r_pc=rows + n_max + d, r_ps=rows + n_max + d + 1,
+                   r_work=rows + n_max + d + 2, r_arch=rows + n_max + d + 3, n_arch=n_arch, n_feat=n_feat,
+                   v_arch=n_vec, v_norm=n_vec + n_arch, v_rhs=n_vec + n_arch + n_feat ** 2,
+                   v_feat=n_vec + n_arch + n_feat ** 2 + n_feat, v_hess=n_vec + n_arch + n_feat ** 2 + 2 * n_feat)
+        rows += n_max + d + 3 + n_arch
+        n_vec += n_arch + n_feat ** 2 + 2 * n_feat + d * d
+    return rows, n_vec, off
+
+
+def build_state(config: Config) -> np.ndarray:
+    """Allocate and fill a tuner state for ``config``: bounds rows, initial theta, the strategy's settings and
+    blocks, and the seeded RNG."""
+    d = len(config.params)
+    strategy, _ = choose_strategy(config)
+    rows, n_vec, offsets = _layout(config, strategy)
+    state = new_state(d, rows, n_vec)
     mat = matrix(state)
-    n_log = 0
+    h = state[0]
+    for name, value in offsets.items():
+        h[name] = value
+    n_log = n_periodic = 0
     for i, p in enumerate(config.params):
         log = p.scale == "log"
         lo, hi = (math.log(p.min), math.log(p.max)) if log else (p.min, p.max)
@@ -46,6 +103,9 @@ def build_state(config: Config) -> np.ndarray:
         if log:
             mat[LOG_INDEX, n_log] = i
             n_log += 1
+        if p.scale == "periodic":
+            mat[PERIODIC_INDEX, n_periodic] = i
+            n_periodic += 1
         mat[MIN, i], mat[MAX, i] = (math.ceil(p.min), math.floor(p.max)) if p.integer else (p.min, p.max)
         if p.integer and not log:  # the kernel sizes a log-scale integer's floor where theta is, each pair
             mat[MIN_PERTURBATION, i] = INTEGER_PERTURBATION / (hi - lo)
@@ -55,8 +115,8 @@ def build_state(config: Config) -> np.ndarray:
             mat[THETA, i] = ((math.log(p.init) if log else p.init) - lo) / (hi - lo)
 
     s = config.spsa
-    h = state[0]
-    h["n_log"] = n_log
+    h["strategy"] = _STRATEGY_CODES[strategy]
+    h["n_log"], h["n_periodic"] = n_log, n_periodic
     h["n_int"] = sum(p.integer for p in config.params)
     h["budget"] = config.budget or 0
     h["sense"] = 1.0 if config.direction == "minimize" else -1.0
@@ -73,7 +133,24 @@ def build_state(config: Config) -> np.ndarray:
     h["initial_step"], h["max_step"] = s.initial_step, s.max_step
     h["seed"] = config.seed
     rng_seed(h["rng"], np.uint64(config.seed))
+    if strategy == "es":
+        e = config.es
+        h["mu"] = h["n_pop"] // 2
+        h["sigma"] = h["sigma0"] = e.sigma
+        h["sigma_min"] = e.min_sigma
+        h["adapt_sigma"] = int(e.step == "adaptive")
+        h["lr_sigma"] = e.lr_sigma or (3 + math.log(d)) / (5 * math.sqrt(d))
+    elif strategy == "pbt":
+        h["mu"] = max(1, round(config.pbt.replace * config.pbt.pool))
+        h["explore"], h["score_decay"] = config.pbt.explore, config.pbt.score_decay
+    elif strategy == "cmaes":
+        h["sigma0"], h["sigma_min"] = config.cmaes.sigma, config.cmaes.min_sigma
+        h["max_restarts"] = config.cmaes.restarts
+        cma_start(state, mat, vector(state), int(h["n_pop"]))
     return state
+
+
+_STRATEGY_CODES = {"spsa": SPSA, "es": ES, "pbt": PBT, "cmaes": CMAES}
 
 
 class Tuner:
@@ -101,6 +178,8 @@ class Tuner:
 
     def ask(self) -> np.ndarray:
         """The next proposal (the same one until it is told). Raises ``BudgetExhausted`` once the budget is spent."""
+        if self._state[0]["pending"] == 2:
+            raise RuntimeError("a batch is out: tell_batch(values) before asking for single proposals")
         if _ASK(self._state) & Status.BUDGET_EXHAUSTED:
             raise BudgetExhausted(f"budget of {self.config.budget} evaluations is spent; see `best`")
         return self._x
@@ -121,6 +200,49 @@ class Tuner:
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
         return self._x
+
+    def ask_batch(self) -> np.ndarray:
+        """The proposals to evaluate next, one per row (a view of the state; user units, declaration order): every
+        member of the current generation not yet out, no more than the budget allows (SPSA: its one proposal). The
+        same batch until it is told. Raises ``BudgetExhausted`` once the budget is spent."""
+        if _ASK_BATCH(self._state) & Status.BUDGET_EXHAUSTED:
+            raise BudgetExhausted(f"budget of {self.config.budget} evaluations is spent; see `best`")
+        h = self._state[0]
+        start = int(h["r_user"] + h["batch_start"])
+        return self._mat[start:start + int(h["batch_n"])]
+
+    def tell_batch(self, values) -> Status:
+        """Accept the values of the batch out, one per row in its order. NaN/inf or None marks a member whose result
+        never came back: the strategy updates from the others (``Status.NONFINITE`` says some were missing).
+        Telling without a batch out returns ``Status.NOT_ASKED`` and changes nothing."""
+        h = self._state[0]
+        if h["pending"] != (1 if h["strategy"] == SPSA else 2):
+            return Status.NOT_ASKED
+        try:
+            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("values must be real numbers (or None for a missing result)") from None
+        if array.ndim != 1 or array.shape[0] != h["batch_n"]:
+            raise ValueError(f"values: expected {int(h['batch_n'])} values (one per row of the batch), "
+                             f"got shape {array.shape}")
+        return Status(_TELL_BATCH(self._state, array))
+
+    def describe(self) -> str:
+        """Which strategy runs and why (``auto`` says what it picked), with its main settings."""
+        name, why = choose_strategy(self.config)
+        h = self._state[0]
+        d = len(self.config.params)
+        settings = {
+            "spsa": lambda: f"{self.config.spsa.gains} gains, c = {self.config.spsa.c}",
+            "es": lambda: f"{int(h['n_pop']) // 2} mirrored pairs, sigma {float(h['sigma0'])} "
+                          f"({self.config.es.step})",
+            "pbt": lambda: f"pool of {int(h['n_pop'])}, {int(h['mu'])} replaced per round, explore "
+                           f"{float(h['explore'])}",
+            "cmaes": lambda: f"population {int(h['n_pop'])}, sigma0 {float(h['sigma0'])}, up to "
+                             f"{int(h['max_restarts'])} IPOP restarts, quadratic model "
+                             f"{'on' if h['n_arch'] else 'off'}",
+        }[name]()
+        return f"{name} over {d} parameters: {why}; {settings}"
 
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """Take the objective from a window of ``telemetry``: once ``metric``'s window holds ``min_samples`` samples,

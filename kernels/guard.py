@@ -487,7 +487,7 @@ def new_guard_state(width):
 
 def guard_matrix(state):
     """The (GUARD_ROWS, width) matrix of an executor state as a NumPy view."""
-    return rows_of(state, GUARD_ROWS)
+    return rows_of(state, GUARD_ROWS, int(state[0]["width"]))
 
 
 @kernel(t.float64[::1](GUARD_TYPE))

@@ -67,3 +67,11 @@ def rng_rademacher(s, out):
         bits = rng_next(s)
         for j in range(min(64, n - start)):
             out[start + j] = 2.0 * np.float64((bits >> _U64(j)) & _U64(1)) - 1.0
+
+
+@kernel(t.float64(t.uint64[:]), inline=True)
+def rng_normal(s):
+    """A standard normal variate (Box-Muller, the cosine branch only). Mutates: s. Allocates: nothing."""
+    u1 = 1.0 - rng_uniform(s)  # in (0, 1]: the logarithm stays finite
+    u2 = rng_uniform(s)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

@@ -16,30 +16,45 @@ from ._jit import kernel
 from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
 from .rng import rng_rademacher
 from .state import (
-    BEST, DELTA, GRAD, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION, SPAN,
+    BEST, DELTA, GRAD, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION, PERIODIC_INDEX,
+    SPAN,
     STATE_TYPE, THETA, X,
 )
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
-def to_user_units(hdr, mat, step, dst):
-    """Write the user-unit value of the unit point clip(theta + step * delta, 0, 1) into row ``dst`` (step is +1, -1
-    or 0): log scale, integer rounding, bounds. Mutates: mat[dst]. Allocates: nothing."""
+@kernel(t.void(STATE_TYPE, MAT_TYPE, t.int64, t.int64, t.float64, t.int64), inline=True)
+def to_user(hdr, mat, src, direction, step, dst):
+    """Write the user-unit value of the unit point mat[src] + step * mat[direction] into row ``dst``: clipped into
+    [0, 1] (wrapped for periodic parameters), log scale, integer rounding, bounds. Mutates: mat[dst].
+    Allocates: nothing."""
     d = mat.shape[1]
     for i in range(d):
-        u = min(max(mat[THETA, i] + step * mat[DELTA, i], 0.0), 1.0)
+        u = min(max(mat[src, i] + step * mat[direction, i], 0.0), 1.0)
         v = mat[LOW, i] + u * mat[SPAN, i]
         if mat[IS_INT, i] != 0.0:
             v = np.floor(v + 0.5)
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
-    # log-scale parameters are redone apart: inside the loop above LLVM would evaluate exp for every element
+    # log-scale and periodic parameters are redone apart: inside the loop above LLVM would evaluate exp for every element
     for j in range(hdr[0]["n_log"]):
         i = np.int64(mat[LOG_INDEX, j])
-        u = min(max(mat[THETA, i] + step * mat[DELTA, i], 0.0), 1.0)
+        u = min(max(mat[src, i] + step * mat[direction, i], 0.0), 1.0)
         v = np.exp(mat[LOW, i] + u * mat[SPAN, i])
         if mat[IS_INT, i] != 0.0:
             v = np.floor(v + 0.5)
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
+    for j in range(hdr[0]["n_periodic"]):
+        i = np.int64(mat[PERIODIC_INDEX, j])
+        u = mat[src, i] + step * mat[direction, i]
+        v = mat[LOW, i] + (u - np.floor(u)) * mat[SPAN, i]
+        if mat[IS_INT, i] != 0.0:
+            v = np.floor(v + 0.5)
+        mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
+
+
+@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
+def to_user_units(hdr, mat, step, dst):
+    """``to_user`` of theta + step * delta (step is +1, -1 or 0). Mutates: mat[dst]. Allocates: nothing."""
+    to_user(hdr, mat, THETA, DELTA, step, dst)
 
 
 @kernel(t.int64(STATE_TYPE, MAT_TYPE), inline=True)
@@ -74,6 +89,15 @@ def spsa_ask(hdr, mat):
         to_user_units(hdr, mat, -1.0, X)
     h["pending"] = 1
     return OK
+
+
+@kernel(t.float64(t.float64, t.float64, t.float64), inline=True)
+def _move(a_k, gradient, limit):
+    """The step -a_k * gradient would take back, within +-limit; 0 while `a` is uncalibrated (0 * inf)."""
+    move = a_k * gradient
+    if move != move:
+        return 0.0
+    return min(max(move, -limit), limit)
 
 
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
@@ -112,14 +136,30 @@ def _spsa_accumulate(hdr, mat, y_minus):
     else:
         a_k = h["a"] * inv_n / (h["k"] + 1.0 + h["stability"]) ** h["alpha"]
     limit = h["max_step"]
+    for j in range(h["n_periodic"]):  # periodic parameters wrap around; the loop below then leaves them be
+        i = np.int64(mat[PERIODIC_INDEX, j])
+        u = mat[THETA, i] - _move(a_k, mat[GRAD, i], limit)
+        mat[THETA, i] = u - np.floor(u)
+        mat[GRAD, i] = 0.0
     for i in range(d):
-        move = a_k * mat[GRAD, i]
-        if move != move:  # 0 * inf while `a` is still uncalibrated
-            move = 0.0
-        move = min(max(move, -limit), limit)
-        mat[THETA, i] = min(max(mat[THETA, i] - move, 0.0), 1.0)
+        mat[THETA, i] = min(max(mat[THETA, i] - _move(a_k, mat[GRAD, i], limit), 0.0), 1.0)
         mat[GRAD, i] = 0.0
     h["k"] += 1
+
+
+@kernel(t.float64(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
+def count_value(hdr, mat, value, row):
+    """Count one accepted (finite) ``value`` measured at the user-unit point mat[row], keeping the best.
+    Mutates: hdr, mat[BEST]. Allocates: nothing. Returns: the value signed so that lower is better."""
+    h = hdr[0]
+    h["n_told"] += 1
+    y = h["sense"] * value
+    if h["has_best"] == 0 or y < h["sense"] * h["best_value"]:
+        h["best_value"] = value
+        h["has_best"] = 1
+        for i in range(mat.shape[1]):
+            mat[BEST, i] = mat[row, i]
+    return y
 
 
 @kernel(t.int64(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
@@ -132,13 +172,7 @@ def spsa_tell(hdr, mat, value):
     if not np.isfinite(value):
         return NONFINITE
     h["pending"] = 0
-    h["n_told"] += 1
-    y = h["sense"] * value
-    if h["has_best"] == 0 or y < h["sense"] * h["best_value"]:
-        h["best_value"] = value
-        h["has_best"] = 1
-        for i in range(mat.shape[1]):
-            mat[BEST, i] = mat[X, i]
+    y = count_value(hdr, mat, value, X)
     if h["phase"] == 0:
         h["y_plus"] = y
         h["phase"] = 1

@@ -1,8 +1,9 @@
-"""Tuner state layout: ONE contiguous float64 buffer, a header record followed by a (ROWS, d) matrix.
+"""Tuner state layout: ONE contiguous float64 buffer, a header record, a (rows, d) matrix, then a vector of n_vec.
 
 ``state`` is the header, viewed as a one-record structured array; its ``base`` is the whole buffer, so holding the state
-keeps everything alive, copying the buffer snapshots it, and kernels reach the matrix at a fixed offset with no extra
-argument. Kernels index rows of the matrix by the constants below.
+keeps everything alive, copying the buffer snapshots it, and kernels reach the matrix and the vector at offsets held in
+the header, with no extra argument. The first ROWS rows are common to every strategy (constants below); a population
+strategy's own rows and vector slices start at the ``r_*`` and ``v_*`` offsets its header records.
 """
 
 import numba
@@ -19,21 +20,23 @@ def padded_record(fields):
                      "itemsize": -(-packed.itemsize // 64) * 64}, align=True)
 
 
-def allocate(header, rows, width):
-    """A zeroed buffer of one ``header`` record then a (rows, width) float64 matrix; returns the header view."""
+def allocate(header, rows, width, n_vec=0):
+    """A zeroed buffer of one ``header`` record, a (rows, width) float64 matrix and ``n_vec`` more float64 words;
+    returns the header view."""
     words = header.itemsize // 8
-    return np.zeros(words + rows * width)[:words].view(header)
+    return np.zeros(words + rows * width + n_vec)[:words].view(header)
 
 
-def rows_of(state, rows):
+def rows_of(state, rows, width):
     """The (rows, width) matrix behind a state made by ``allocate``, as a NumPy view."""
     buf = state.base
     if buf is None or buf.dtype != np.float64 or buf.ctypes.data != state.ctypes.data:
         raise ValueError("not a tuner state: build states with arqon.kernels.new_state or arqon.Tuner")
-    return buf[state.dtype.itemsize // 8:].reshape(rows, -1)
+    start = state.dtype.itemsize // 8
+    return buf[start:start + rows * width].reshape(rows, width)
 
 
-MAGIC = 0x6172716F6E5F5332  # "arqon_S2": marks a buffer built by new_state; the digit is the layout version
+MAGIC = 0x6172716F6E5F5333  # "arqon_S3": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
     ("magic", np.int64),
@@ -52,6 +55,47 @@ _FIELDS = [
     ("i_calibrate", np.int64),  # calibration updates seen
     ("has_best", np.int64),  # 1 once a value has been accepted
     ("status", np.int64),  # status flags of the last step
+    ("strategy", np.int64),  # SPSA, ES, PBT or CMAES (constants below)
+    ("rows", np.int64),  # rows of the matrix: ROWS common ones, then the strategy's own
+    ("n_vec", np.int64),  # float64 words of the vector after the matrix
+    ("n_periodic", np.int64),  # number of periodic parameters (their indices are in mat[PERIODIC_INDEX, :n_periodic])
+    # population strategies (ES, PBT, CMA-ES): a generation of n_pop members, handed out in order
+    ("n_pop", np.int64),  # members in the current generation
+    ("n_pop_max", np.int64),  # rows reserved per population block (CMA-ES restarts grow n_pop up to it)
+    ("sampled", np.int64),  # 1 once the current generation's members are written
+    ("i_ask", np.int64),  # members handed out so far this generation
+    ("n_back", np.int64),  # members whose value came back (or was given up as missing) this generation
+    ("batch_start", np.int64),  # first member of the batch out (pending == 2)
+    ("batch_n", np.int64),  # members in the batch out
+    ("gen", np.int64),  # completed generations since the last (re)start
+    ("n_gen_total", np.int64),  # completed generations in all
+    ("mu", np.int64),  # CMA-ES parents; PBT members replaced per round; ES pairs
+    ("restarts", np.int64),  # CMA-ES restarts so far
+    ("max_restarts", np.int64),
+    ("stall", np.int64),  # generations without improving the best value since the (re)start
+    ("n_arch", np.int64),  # CMA-ES model: archive rows (0: no model)
+    ("i_arch", np.int64),  # archive slot to write next
+    ("n_arch_filled", np.int64),
+    ("n_feat", np.int64),  # quadratic model terms, (d + 1)(d + 2) / 2
+    ("model_member", np.int64),  # member holding the model's point this generation, -1 if none
+    ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
+    ("r_pop", np.int64),  # row offsets of the strategy's blocks (see the strategy modules)
+    ("r_user", np.int64),
+    ("r_z", np.int64),
+    ("r_y", np.int64),
+    ("r_l", np.int64),
+    ("r_pc", np.int64),
+    ("r_ps", np.int64),
+    ("r_work", np.int64),
+    ("r_arch", np.int64),
+    ("v_val", np.int64),  # vector offsets
+    ("v_order", np.int64),
+    ("v_w", np.int64),
+    ("v_arch", np.int64),
+    ("v_norm", np.int64),
+    ("v_rhs", np.int64),
+    ("v_feat", np.int64),
+    ("v_hess", np.int64),
     ("sense", np.float64),  # +1 minimize, -1 maximize
     ("a", np.float64),  # step gain; 0 until calibrated when automatic
     ("c", np.float64),  # perturbation size, unit-cube coordinates
@@ -64,6 +108,20 @@ _FIELDS = [
     ("c_k", np.float64),  # perturbation size of the current pair
     ("y_plus", np.float64),  # signed value measured at theta + c*delta
     ("best_value", np.float64),  # best value accepted, in the user's sign
+    ("sigma", np.float64),  # population strategies: step size, unit-cube coordinates
+    ("sigma0", np.float64),  # the step size at a (re)start
+    ("sigma_min", np.float64),  # the step size never shrinks below this (tracking); 0: no floor
+    ("lr_sigma", np.float64),  # ES: step-size learning rate
+    ("mueff", np.float64),  # CMA-ES constants, set at each (re)start
+    ("cc", np.float64),
+    ("cs", np.float64),
+    ("c1", np.float64),
+    ("cmu", np.float64),
+    ("damps", np.float64),
+    ("chi_n", np.float64),
+    ("gen_best", np.float64),  # best signed value since the (re)start, for stall detection
+    ("score_decay", np.float64),  # PBT: weight of the past in a member's score
+    ("explore", np.float64),  # PBT: half-width of an exploring perturbation, unit-cube coordinates
     ("seed", np.uint64),
     ("rng", np.uint64, (4,)),  # xoshiro256** state
 ]
@@ -84,22 +142,34 @@ MAX = 9
 BEST = 10  # params of the best accepted value, user units
 CENTER = 11  # THETA in user units (the recommendation), written by `recommend`
 MIN_PERTURBATION = 12  # integer parameters: INTEGER_PERTURBATION integer steps, unit cube; else 0
-ROWS = 13  # rows of the (ROWS, d) matrix that follows the header
+PERIODIC_INDEX = 13  # indices of the periodic parameters, first n_periodic entries
+ROWS = 14  # rows common to every strategy
+
+SPSA, ES, PBT, CMAES = 0, 1, 2, 3  # values of the header's ``strategy``
 
 INTEGER_PERTURBATION = 0.6  # integer steps: over half a step, so the two points of a pair never round alike
 
 STATE_TYPE = numba.from_dtype(HEADER)[::1]
 MAT_TYPE = numba.float64[:, ::1]
+VEC_TYPE = numba.float64[::1]
 
 
-def new_state(d):
-    """A zeroed state for ``d`` parameters, magic and size set (the shell fills in the rest)."""
-    state = allocate(HEADER, ROWS, d)
-    state[0]["magic"] = MAGIC
-    state[0]["d"] = d
+def new_state(d, rows=ROWS, n_vec=1):
+    """A zeroed state for ``d`` parameters with a (rows, d) matrix and an n_vec vector, magic and sizes set (the shell
+    fills in the rest)."""
+    state = allocate(HEADER, rows, d, n_vec)
+    h = state[0]
+    h["magic"], h["d"], h["rows"], h["n_vec"] = MAGIC, d, rows, n_vec
     return state
 
 
 def matrix(state):
-    """The (ROWS, d) matrix of ``state`` as a NumPy view."""
-    return rows_of(state, ROWS)
+    """The (rows, d) matrix of ``state`` as a NumPy view."""
+    return rows_of(state, int(state[0]["rows"]), int(state[0]["d"]))
+
+
+def vector(state):
+    """The vector after the matrix of ``state`` as a NumPy view."""
+    h = state[0]
+    start = state.dtype.itemsize // 8 + int(h["rows"]) * int(h["d"])
+    return state.base[start:start + int(h["n_vec"])]

@@ -9,9 +9,8 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
-from .api import step
+from .api import reopen_exploration, step
 from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_HEADER, RING_TYPE, ring_push
-from .spsa import spsa_reopen
 from .state import MAGIC as TUNER_MAGIC, STATE_TYPE
 from .stats import MAGIC, TEL_HEADER, TEL_TYPE, buckets_of, metric_add, metric_stat, metrics_of
 
@@ -74,7 +73,7 @@ def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
     """Once ``metric``'s window holds ``min_samples`` samples, step the tuner with the window's statistic ``stat``
     and open a new config generation (so samples measured from now on, under the new proposal, form the next window).
     If the metric's detector found the objective drifting for the worse since the last call, first re-open the
-    tuner's exploration (``spsa_reopen``) and push a REOPENED_EVENT record; a drift for the better re-opens nothing
+    tuner's exploration (``api.reopen_exploration``) and push a REOPENED_EVENT record; a drift for the better re-opens nothing
     (the tuner is still descending, or the world got easier). Mutates: state, tel, ring. Allocates: nothing.
     Returns: WAITING (nothing done), or the step's flags with REOPENED when exploration re-opened."""
     th = borrow(state)
@@ -89,7 +88,7 @@ def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
     status = OK
     worse = rec[0]["drift_sign"] * th[0]["sense"] > 0  # a rise when minimizing, a fall when maximizing
     if rec[0]["drifts"] != rec[0]["drifts_seen"] and worse:
-        spsa_reopen(th)
+        reopen_exploration(th)
         ring_push(ring, step_, metric, np.float64(rec[0]["drifts"]), g["generation"], g["variant"], REOPENED_EVENT)
         status |= REOPENED
     rec[0]["drifts_seen"] = rec[0]["drifts"]
