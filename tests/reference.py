@@ -192,3 +192,40 @@ def reference_cusum(values, warmup, allowance, threshold, page_hinkley=False):
         else:
             break
     return fired
+
+
+def reference_cma_update(m, sigma, C, ps, pc, ys, zs, values, gen, lam):
+    """One generation of the (mu/mu_w, lambda) CMA-ES update of Hansen's tutorial (2016), in plain NumPy with the full
+    covariance: returns the new (m, sigma, C, ps, pc). ``gen`` counts generations before this one."""
+    d = len(m)
+    mu = lam // 2
+    w = np.log((lam + 1) / 2) - np.log(np.arange(1, mu + 1))
+    w /= w.sum()
+    mueff = 1 / np.sum(w ** 2)
+    cc = (4 + mueff / d) / (d + 4 + 2 * mueff / d)
+    cs = (mueff + 2) / (d + mueff + 5)
+    c1 = 2 / ((d + 1.3) ** 2 + mueff)
+    cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((d + 2) ** 2 + mueff))
+    damps = 1 + 2 * max(0, math.sqrt((mueff - 1) / (d + 1)) - 1) + cs
+    chi_n = math.sqrt(d) * (1 - 1 / (4 * d) + 1 / (21 * d * d))
+    best = np.argsort(values, kind="stable")[:mu]
+    yw, zw = w @ ys[best], w @ zs[best]
+    m = np.clip(m + sigma * yw, 0, 1)
+    ps = (1 - cs) * ps + math.sqrt(cs * (2 - cs) * mueff) * zw
+    h_sigma = np.linalg.norm(ps) / math.sqrt(1 - (1 - cs) ** (2 * (gen + 1))) < (1.4 + 2 / (d + 1)) * chi_n
+    pc = (1 - cc) * pc + h_sigma * math.sqrt(cc * (2 - cc) * mueff) * yw
+    C = ((1 - c1 - cmu + (1 - h_sigma) * c1 * cc * (2 - cc)) * C + c1 * np.outer(pc, pc)
+         + cmu * (ys[best].T * w) @ ys[best])
+    sigma = sigma * math.exp(min(1.0, cs / damps * (np.linalg.norm(ps) / chi_n - 1)))
+    return m, min(sigma, 1.0), C, ps, pc
+
+
+def reference_es_update(theta, sigma, eps, values, lr_sigma):
+    """Separable NES with one step size and rank utilities: returns the new (theta, sigma)."""
+    n, d = eps.shape
+    order = np.argsort(values, kind="stable")
+    raw = np.maximum(0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+    u = raw / raw.sum() - 1 / n
+    theta = np.clip(theta + sigma * u @ eps[order], 0, 1)
+    sigma = sigma * math.exp(0.5 * lr_sigma * np.sum(u * (np.sum(eps[order] ** 2, axis=1) / d - 1)))
+    return theta, min(sigma, 0.5)

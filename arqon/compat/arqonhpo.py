@@ -51,7 +51,8 @@ class SolverConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Result(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One evaluation reported to ``tell``."""
+    """One evaluation reported to ``tell`` (``cost`` and ``eval_id`` are accepted and not used: results are matched to
+    proposals by their params)."""
 
     params: dict[str, float]
     value: float | None
@@ -71,6 +72,12 @@ def _probe_points(n: int, d: int, seed: int) -> np.ndarray:
     return (shift + np.outer(np.arange(1, n + 1), alpha)) % 1.0
 
 
+def _number(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not a number")
+
+
 class ArqonSolver:
     """ArqonHPO's solver interface: ``ask()`` returns a batch of params dicts (None once the budget is spent),
     ``tell(results)`` takes a JSON string or a list of ``{"params", "value", "cost"?, "eval_id"?}``, in any order;
@@ -82,8 +89,8 @@ class ArqonSolver:
         self.names = list(c.bounds)
         self._n_probe = min(round(c.probe_ratio * c.budget), c.budget - 1)
         self._probes = None  # the probe batch and its values while probing
+        self._executor = None  # set by _build_tuner when max_delta or cooldown_steps asks for one
         self._tuner = None if self._n_probe else self._build_tuner(None)
-        self._executor = None
         self._now = 0
         self._out: list[dict] | None = None  # the batch handed out, as given to the user
         self.n_evaluations = 0
@@ -148,9 +155,9 @@ class ArqonSolver:
         params = {}
         for (name, b), ui in zip(self.config.bounds.items(), u, strict=True):
             if b.scale.lower() == "log":
-                params[name] = math.exp(math.log(b.min) + ui * (math.log(b.max) - math.log(b.min)))
+                params[name] = math.exp(math.log(b.min) + float(ui) * (math.log(b.max) - math.log(b.min)))
             else:
-                params[name] = b.min + ui * (b.max - b.min)
+                params[name] = b.min + float(ui) * (b.max - b.min)
         return params
 
     def tell(self, results) -> None:
@@ -159,20 +166,22 @@ class ArqonSolver:
         if self._out is None:
             raise RuntimeError("tell() without a batch out: call ask() first")
         try:
-            if isinstance(results, (str, bytes)):
-                parsed = msgspec.json.decode(results, type=list[Result])
-            else:
-                parsed = msgspec.convert(results, list[Result])
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            if not isinstance(results, (str, bytes)):  # through JSON, so NumPy numbers count as numbers
+                results = msgspec.json.encode(results, enc_hook=_number)
+            parsed = msgspec.json.decode(results, type=list[Result])
+        except (msgspec.ValidationError, msgspec.DecodeError, msgspec.EncodeError) as e:
             raise ConfigError(f"results: {e}") from None
         values = [math.nan] * len(self._out)
-        keys = {self._key(p): i for i, p in enumerate(self._out)}
+        slots = {}  # proposals by their params (equal params, e.g. held by a cooldown, share a key: filled in order)
+        for i, p in enumerate(self._out):
+            slots.setdefault(self._key(p), []).append(i)
         for k, r in enumerate(parsed):
-            i = keys.get(self._key(r.params))
-            if i is None:
+            free = slots.get(self._key(r.params))
+            if free is None:
                 raise ValueError(f"results[{k}].params {r.params} is not a proposal of the batch out")
-            if not math.isnan(values[i]):
-                raise ValueError(f"results[{k}]: a second result for the same proposal")
+            if not free:
+                raise ValueError(f"results[{k}]: more results than proposals with these params")
+            i = free.pop(0)
             values[i] = math.nan if r.value is None else float(r.value)
             if math.isfinite(values[i]):
                 self.n_evaluations += 1
