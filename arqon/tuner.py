@@ -75,10 +75,11 @@ def _layout(config: Config, strategy: str) -> tuple[int, int, dict]:
         n_feat = (d + 1) * (d + 2) // 2
         n_arch = 2 * n_feat if _uses_model(config) else 0
         off.update(r_z=rows, r_l=rows + n_max, r_pc=rows + n_max + d, r_ps=rows + n_max + d + 1,
-                   r_work=rows + n_max + d + 2, r_arch=rows + n_max + d + 3, n_arch=n_arch, n_feat=n_feat,
+                   r_work=rows + n_max + d + 2, r_keep=rows + n_max + d + 3, r_arch=rows + n_max + d + 4,
+                   n_arch=n_arch, n_feat=n_feat,
                    v_arch=n_vec, v_norm=n_vec + n_arch, v_rhs=n_vec + n_arch + n_feat ** 2,
                    v_feat=n_vec + n_arch + n_feat ** 2 + n_feat, v_hess=n_vec + n_arch + n_feat ** 2 + 2 * n_feat)
-        rows += n_max + d + 3 + n_arch
+        rows += n_max + d + 4 + n_arch
         n_vec += n_arch + n_feat ** 2 + 2 * n_feat + d * d
     return rows, n_vec, off
 
@@ -146,6 +147,7 @@ def build_state(config: Config) -> np.ndarray:
     elif strategy == "cmaes":
         h["sigma0"], h["sigma_min"] = config.cmaes.sigma, config.cmaes.min_sigma
         h["max_restarts"] = config.cmaes.restarts
+        h["keep_best"] = math.inf
         cma_start(state, mat, vector(state), int(h["n_pop"]))
     return state
 

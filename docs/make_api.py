@@ -24,6 +24,7 @@ SECTIONS = [
     ("arqon.kernels", None, "The compiled core, callable from Python and from inside your own `@njit` code."),
     ("arqon.kernels.telemetry", None, "Telemetry inside `@njit`: emit records, read window statistics, tune from them."),
     ("arqon.kernels.guard", None, "The safety executor inside `@njit` (the state from `Executor.state`)."),
+    ("arqon.compat", None, "Interfaces of other tuning libraries over arqon (ArqonHPO's `ArqonSolver`)."),
     ("arqon.kernels.audit", None, "Audited tuner calls inside `@njit` (the ring from `AuditLog.ring`)."),
     ("arqon.audit", ["read_log", "replay", "record_dicts"], "Reading and replaying audit logs."),
     ("arqon.report", ["report", "read_trace", "Trace", "plot_trace"], "Reports from audit logs."),

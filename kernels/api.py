@@ -11,12 +11,12 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, OK
-from .cmaes import cma_sample, cma_start, cma_update
+from .cmaes import cma_recommended_row, cma_sample, cma_start, cma_update
 from .es import es_sample, es_update
 from .pbt import pbt_sample, pbt_update
 from .population import exhausted, pop_ask, pop_ask_batch, pop_tell, pop_tell_batch
-from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user_units
-from .state import CENTER, CMAES, ES, HEADER, HEADER_BYTES, MAGIC, SPSA, STATE_TYPE, VEC_TYPE, X
+from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user
+from .state import CENTER, CMAES, ES, HEADER, HEADER_BYTES, MAGIC, SPSA, STATE_TYPE, THETA, X
 
 
 @numba.njit(inline="always")
@@ -171,12 +171,14 @@ def batch(state):
 
 @kernel(t.int64(STATE_TYPE))
 def recommend(state):
-    """Write the current estimate of the optimum (theta: SPSA's estimate, the ES/CMA-ES mean, PBT's best-scored
-    member), in user units, into the CENTER row. Mutates: state. Allocates: nothing. Returns: status flags."""
+    """Write the current estimate of the optimum (theta: SPSA's estimate, the ES mean, PBT's best-scored member; for
+    CMA-ES the mean of the best run, see ``cma_recommended_row``), in user units, into the CENTER row. Mutates: state.
+    Allocates: nothing. Returns: status flags."""
     h = borrow(state)
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
-    to_user_units(h, _matrix(h), 0.0, CENTER)
+    src = cma_recommended_row(h) if h[0]["strategy"] == CMAES else THETA
+    to_user(h, _matrix(h), src, src, 0.0, CENTER)
     return OK
 
 

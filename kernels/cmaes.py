@@ -9,7 +9,7 @@ evaluations, injected as one member (Hansen 2011: its step is clipped in Mahalan
 smooth, nearly quadratic objectives converge in a few generations.
 
 Blocks: rows r_y (n_pop_max, the steps y), r_z (n_pop_max, their z), r_user (n_pop_max), r_l (d rows of L), r_pc,
-r_ps (evolution paths), r_work (one scratch row), r_arch (archive of unit points); vector: v_val, v_order, v_w (recombination
+r_ps (evolution paths), r_work (one scratch row), r_keep (the best ended run's mean), r_arch (archive of unit points); vector: v_val, v_order, v_w (recombination
 weights), v_arch (archive values), v_norm/v_rhs/v_feat/v_hess (model work).
 """
 
@@ -299,6 +299,14 @@ def _should_restart(hdr, mat, vec, n_finite):
     return 0
 
 
+@kernel(t.int64(STATE_TYPE), inline=True)
+def cma_recommended_row(hdr):
+    """The row holding CMA-ES's recommendation: the current mean, or the kept mean of an earlier run whose best value
+    the current run has not reached. Allocates: nothing."""
+    h = hdr[0]
+    return h["r_keep"] if h["keep_best"] < h["gen_best"] else THETA
+
+
 @kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
 def cma_update(hdr, mat, vec):
     """Update theta (the mean), the paths, L and sigma from the generation's values (missing ones left out); restart
@@ -359,6 +367,10 @@ def cma_update(hdr, mat, vec):
     h["sigma"] = min(max(h["sigma"], h["sigma_min"]), 1.0)
     if _should_restart(hdr, mat, vec, n_finite) == 1 and h["restarts"] < h["max_restarts"]:
         h["restarts"] += 1
+        if h["gen_best"] < h["keep_best"]:  # the best run so far: its mean stays the recommendation until beaten
+            h["keep_best"] = h["gen_best"]
+            for i in range(d):
+                mat[h["r_keep"], i] = mat[THETA, i]
         for i in range(d):
             mat[THETA, i] = rng_uniform(h["rng"])
         cma_start(hdr, mat, vec, min(2 * h["n_pop"], h["n_pop_max"]))

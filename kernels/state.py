@@ -88,6 +88,7 @@ _FIELDS = [
     ("r_ps", np.int64),
     ("r_work", np.int64),
     ("r_arch", np.int64),
+    ("r_keep", np.int64),  # CMA-ES: the mean of the best run that ended in a restart
     ("v_val", np.int64),  # vector offsets
     ("v_order", np.int64),
     ("v_w", np.int64),
@@ -120,6 +121,7 @@ _FIELDS = [
     ("damps", np.float64),
     ("chi_n", np.float64),
     ("gen_best", np.float64),  # best signed value since the (re)start, for stall detection
+    ("keep_best", np.float64),  # CMA-ES: best signed value of the run whose mean is kept at r_keep (inf: none)
     ("score_decay", np.float64),  # PBT: weight of the past in a member's score
     ("explore", np.float64),  # PBT: half-width of an exploring perturbation, unit-cube coordinates
     ("seed", np.uint64),

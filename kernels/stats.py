@@ -229,7 +229,7 @@ def sketch_quantile(rec, buckets, q):
 @kernel(t.void(METRIC_TYPE, t.float64[:, ::1], METRIC_TYPE, t.float64[:, ::1]))
 def sketch_merge(rec, buckets, other, other_buckets):
     """Add ``other``'s sketch (same accuracy and key range) into ``rec``'s: the result equals the sketch of both
-    streams. Mutates: rec's sketch fields, buckets. Allocates: nothing."""
+    streams. Mutates: rec's sketch fields and window extremes, buckets. Allocates: nothing."""
     r, o = rec[0], other[0]
     for key in range(o["lo"], o["hi"] + 1):
         buckets[0, key] += other_buckets[0, key]
@@ -239,6 +239,8 @@ def sketch_merge(rec, buckets, other, other_buckets):
         r["hi"] = max(r["hi"], o["hi"])
     r["zero_count"] += o["zero_count"]
     r["out_of_range"] += o["out_of_range"]
+    r["w_min"] = min(r["w_min"], o["w_min"])  # quantile estimates are kept within the window's extremes
+    r["w_max"] = max(r["w_max"], o["w_max"])
 
 
 # -- drift --------------------------------------------------------------------------------------------------------------
@@ -278,7 +280,8 @@ def drift_add(rec, x):
 @kernel(t.float64(METRIC_TYPE, t.float64[:, ::1], t.int64, t.float64), inline=True)
 def metric_stat(rec, buckets, stat, q):
     """Statistic ``stat`` (MEAN, STD, MIN, MAX, EMA, QUANTILE at q, or P2 estimate number q) of the record's window
-    (EMA: since creation). NaN while the window is empty. Allocates: nothing."""
+    (EMA: since creation; quantile estimates kept within the window's min and max). NaN while the window is empty.
+    Allocates: nothing."""
     r = rec[0]
     if r["n"] == 0:
         return np.nan
@@ -292,9 +295,10 @@ def metric_stat(rec, buckets, stat, q):
         return r["w_max"]
     if stat == EMA:
         return r["ema"]
-    if stat == QUANTILE:
-        return sketch_quantile(rec, buckets, q)
-    return p2_estimate(rec, np.int64(q))
+    estimate = sketch_quantile(rec, buckets, q) if stat == QUANTILE else p2_estimate(rec, np.int64(q))
+    if estimate != estimate:
+        return estimate
+    return min(max(estimate, r["w_min"]), r["w_max"])  # a bucket's midpoint can pass the extremes (or overflow)
 
 
 @kernel(t.void(METRIC_TYPE, t.float64[:, ::1], t.int64), inline=True)
