@@ -204,7 +204,8 @@ def test_same_seed_same_proposals_from_python_and_njit_in_fresh_processes(strate
     python_1, njit_1 = json.loads(_run_in_fresh_process(code))
     python_2, njit_2 = json.loads(_run_in_fresh_process(code, {"ARQON_JIT_CACHE": "0"}))
     assert python_1 == njit_1 == python_2 == njit_2  # bit-identical, with and without the on-disk cache
-    assert len({tuple(v) for v in python_1}) > 200  # and it is really exploring
+    distinct = len({tuple(v) for v in python_1})  # and it is really exploring (PBT re-measures kept members)
+    assert distinct > (60 if strategy == "pbt" else 200)
 
 
 def test_golden_values():
