@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo njit-demo sor test test-slow bench contracts asv quickstart api-docs clean
+.PHONY: demo njit-demo sor test test-slow bench peers contracts asv quickstart api-docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test-slow: $(BIN)/.installed  ## the slow tier (1000 SIGKILLs of an audit-log wr
 
 bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit call of the same run
 	$(BIN)/python -m pytest bench --benchmark-enable -q
+
+peers: $(BIN)/.installed  ## quality and overhead against nevergrad, optuna, pycma and cmaes: writes docs/peers.md
+	$(BIN)/python bench/peers.py
 
 contracts: $(BIN)/.installed  ## timing budgets of every hot-path kernel, as ratios to a calibration loop
 	$(BIN)/arqon contracts

@@ -102,12 +102,12 @@ def _rng_rademacher_loop(s, out, n):
         rng_rademacher(s, out)
 
 
-def tuner(d, gains="decaying"):
+def tuner(d, gains="decaying", strategy="spsa"):
     """A Tuner over ``d`` parameters in [-5, 5] with one proposal out."""
     from arqon.tuner import Tuner
 
     t = Tuner({"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(d)], "seed": 1,
-                     "spsa": {"gains": gains}})
+               "spsa": {"gains": gains}, "strategy": strategy})
     t.ask()
     return t
 
@@ -117,13 +117,13 @@ def tuner(d, gains="decaying"):
 VALUES = np.random.default_rng(0).normal(1.0, 0.1, 1024)
 
 
-def _njit_step_probe(d, gains="decaying"):
-    t = tuner(d, gains)
+def _njit_step_probe(d, gains="decaying", strategy="spsa"):
+    t = tuner(d, gains, strategy)
     return lambda n: njit_steps(t.state, VALUES, n)
 
 
-def _python_step_probe(d):
-    step_once = tuner(d).step
+def _python_step_probe(d, strategy="spsa"):
+    step_once = tuner(d, strategy=strategy).step
 
     def run(n):
         for _ in range(n):
@@ -283,6 +283,11 @@ PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "step.njit.d128": lambda: _njit_step_probe(128),
     "step.njit.d16.constant": lambda: _njit_step_probe(16, "constant"),
     "step.python.d16": lambda: _python_step_probe(16),
+    # population strategies: a step is one member; the generation's update is spread over its members
+    "step.njit.d16.es": lambda: _njit_step_probe(16, strategy="es"),
+    "step.njit.d16.pbt": lambda: _njit_step_probe(16, strategy="pbt"),
+    "step.njit.d16.cmaes": lambda: _njit_step_probe(16, strategy="cmaes"),
+    "step.python.d16.cmaes": lambda: _python_step_probe(16, "cmaes"),
     "rng.next": _rng_next_probe,
     "rng.rademacher.d16": lambda: _rng_rademacher_probe(16),
     "guard.offer.accept.d16": lambda: _guard_offer_probe(16),  # validate + stage + flip, every offer applied

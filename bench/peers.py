@@ -147,6 +147,7 @@ def run(name, f, d, lo, hi, budget, seed, noise=0.0, target=None):
         t0 = time.perf_counter()
         xs = opt.ask()
         spent += time.perf_counter() - t0
+        truncated = len(xs) > budget - n  # the budget ends inside this batch: measure what it allows, tell nothing
         xs = xs[: budget - n]
         true = [f(x) for x in xs]
         values = [v + noise * rng.standard_normal() for v in true] if noise else true
@@ -155,6 +156,8 @@ def run(name, f, d, lo, hi, budget, seed, noise=0.0, target=None):
             best = min(best, v)
             if hit is None and target is not None and v <= target:
                 hit = n
+        if truncated:
+            break
         t0 = time.perf_counter()
         opt.tell(xs, values)
         spent += time.perf_counter() - t0
@@ -191,10 +194,19 @@ def main():
         from tqdm import tqdm
     except ImportError:
         tqdm = None
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} (not installed)"
+
     lines = ["# Quality against peers", "",
-             f"`python bench/peers.py --seeds {args.seeds}`: every optimizer on the same problems and seeds, in one run. "
-             "Overhead is the median wall time of ask + tell per evaluation (the objective excluded), on the 10-D "
-             "sphere.", ""]
+             f"`python bench/peers.py --seeds {args.seeds}`: every optimizer on the same problems and seeds, in one run "
+             f"({', '.join(installed(n) for n in ('numpy', 'nevergrad', 'optuna', 'cma', 'cmaes'))}). A crash is "
+             "reported as the result. Overhead is the median wall time of ask + tell per evaluation (the objective "
+             "excluded), on the 10-D sphere.", ""]
     overhead = {}
     for title, f, d, lo, hi, budget, noise, target in problems:
         lines += [f"## {title}", "", "| optimizer | result | per seed |", "|---|---|---|"]

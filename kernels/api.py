@@ -16,12 +16,18 @@ from .es import es_sample, es_update
 from .pbt import pbt_sample, pbt_update
 from .population import exhausted, pop_ask, pop_ask_batch, pop_tell, pop_tell_batch
 from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user
-from .state import CENTER, CMAES, ES, HEADER, HEADER_BYTES, MAGIC, SPSA, STATE_TYPE, THETA, X
+from .state import CENTER, CMAES, ES, HEADER, HEADER_BYTES, MAGIC, ROWS, SPSA, STATE_TYPE, THETA, X
 
 
 @numba.njit(inline="always")
 def _matrix(state):
     return view_at(state.ctypes.data + HEADER_BYTES, (state[0]["rows"], state[0]["d"]), np.float64)
+
+
+@numba.njit(inline="always")
+def _common(state):
+    """The matrix's first ROWS rows: all SPSA uses. A constant row count lets LLVM fold the row offsets."""
+    return view_at(state.ctypes.data + HEADER_BYTES, (ROWS, state[0]["d"]), np.float64)
 
 
 @numba.njit(inline="always")
@@ -85,7 +91,7 @@ def ask(state):
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
     if h[0]["strategy"] == SPSA:
-        return spsa_ask(h, _matrix(h))
+        return spsa_ask(h, _common(h))
     return _population_ask(h)
 
 
@@ -97,7 +103,7 @@ def tell(state, value):
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
     if h[0]["strategy"] == SPSA:
-        return spsa_tell(h, _matrix(h), value)
+        return spsa_tell(h, _common(h), value)
     return _population_tell(h, value)
 
 
@@ -109,7 +115,7 @@ def step(state, value):
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
     if h[0]["strategy"] == SPSA:
-        m = _matrix(h)
+        m = _common(h)
         status = spsa_tell(h, m, value) | spsa_ask(h, m)
     else:
         status = _population_tell(h, value) | _population_ask(h)
