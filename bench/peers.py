@@ -7,7 +7,8 @@ Writes a Markdown report (default ``docs/peers.md``). Needs the ``peers`` extra:
 Problems (all minimized, bounds [-5, 5] unless said): the ArqonHPO quickstart quadratic (2-D, [-10, 10], budget 200:
 evaluations until a value within 1e-3 of the optimum); the 10-D sphere and Rosenbrock shifted so the optimum is at
 1.2345 in every coordinate (budget 1000: best value found); the same with Gaussian noise of sigma 0.1 (2000
-evaluations: the TRUE value of each optimizer's own recommendation at the end); and the time per ask + tell.
+evaluations: the TRUE value of each optimizer's own recommendation at the end); a drifting 5-D sphere tracked with one
+evaluation per step (mean regret); and the time per ask + tell.
 """
 
 from __future__ import annotations
@@ -166,11 +167,61 @@ def run(name, f, d, lo, hi, budget, seed, noise=0.0, target=None):
     return hit, best, f(opt.recommend()), spent / max(n, 1)
 
 
-def safe_run(*args, **kwargs):
+DRIFT_STEPS, DRIFT_JUMP, DRIFT_D = 4000, 2000, 5
+
+
+def drift_optimum(t):
+    """The drifting 5-D sphere's optimum at step t: a circle of radius 1 in the first two coordinates (one turn per
+    DRIFT_STEPS), 0.5 in the others, and a jump of +1 in every coordinate at step DRIFT_JUMP."""
+    angle = 2 * math.pi * t / DRIFT_STEPS
+    x = np.array([math.cos(angle), math.sin(angle)] + [0.5] * (DRIFT_D - 2))
+    return x + 1.0 if t >= DRIFT_JUMP else x
+
+
+def track(name, noise, seed, config=None):
+    """Tracking run, one evaluation per step, objective mean((x - x*(t))^2) in [-5, 5]^5 (minimum 0): mean regret of
+    the evaluated points and of the optimizer's own recommendation (read every 10 steps)."""
+    if config is None:
+        cls, arg = OPTIMIZERS[name]
+        opt = cls(arg, DRIFT_D, -5.0, 5.0, DRIFT_STEPS, seed)
+    else:
+        opt = config(seed)
+    rng = np.random.default_rng(20_000 + seed)
+    queue, xs, values = [], [], []
+    regret, rec_regret, n_rec = 0.0, 0.0, 0
+    for t in range(DRIFT_STEPS):
+        if not queue:
+            queue = list(opt.ask())
+            xs, values = [], []
+        x = queue.pop(0)
+        true = float(np.mean((np.asarray(x) - drift_optimum(t)) ** 2))
+        regret += true
+        xs.append(x)
+        values.append(true + noise * rng.standard_normal())
+        if not queue:
+            opt.tell(xs, values)
+        if t % 10 == 0:
+            rec_regret += float(np.mean((opt.recommend() - drift_optimum(t)) ** 2))
+            n_rec += 1
+    return regret / DRIFT_STEPS, rec_regret / n_rec
+
+
+# arqon's one tracking configuration, the same for both noise levels: constant SPSA gains with a small perturbation
+TRACKING = {"strategy": "spsa", "spsa": {"gains": "constant", "c": 0.01, "initial_step": 0.01}}
+
+
+def arqon_tracking(seed):
+    opt = Arqon.__new__(Arqon)
+    params = [{"name": f"x{i}", "min": -5.0, "max": 5.0} for i in range(DRIFT_D)]
+    opt.t = arqon.Tuner({"params": params, "seed": seed, **TRACKING})
+    return opt
+
+
+def safe_run(*args, function=None, **kwargs):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return run(*args, **kwargs)
+            return (function or run)(*args, **kwargs)
     except Exception as e:  # a peer crashing is a result, reported as such
         return f"crash: {type(e).__name__}: {str(e)[:80]}"
 
@@ -235,6 +286,27 @@ def main():
             per_seed = ", ".join(f"{(r[2] if noise else r[1]):.3g}" if not isinstance(r, str) else "crash" for r in rs)
             lines.append(f"| {name} | {result}{' (' + str(len(crashes)) + ' crashed)' if crashes else ''} | {per_seed} |")
         lines.append("")
+    lines += ["## Drifting 5-D sphere: mean tracking regret, one evaluation per step", "",
+              f"mean((x - x*(t))^2) over [-5, 5]^5; x*(t) turns once round a circle of radius 1 in two coordinates over "
+              f"{DRIFT_STEPS} steps and jumps by +1 in every coordinate at step {DRIFT_JUMP}. Regret of the evaluated "
+              "points (what a live system runs) and of each optimizer's own recommendation (every 10 steps), median "
+              f"over seeds. `arqon tracking` is one configuration for both noise levels: `{TRACKING}`. Budget-free "
+              "peers run with a budget of the run's length; optuna TPE is left out (thousands of sequential trials "
+              "take minutes per run).", "",
+              "| optimizer | regret, no noise | recommendation, no noise | regret, sigma 0.1 | recommendation, sigma 0.1 |",
+              "|---|---|---|---|---|"]
+    trackers = ["arqon tracking"] + [n for n in names if n != "optuna TPE" and not n.startswith("arqon")]
+    bar = tqdm(trackers, desc="drift", leave=False) if tqdm else trackers
+    for name in bar:
+        cells = []
+        for noise in (0.0, 0.1):
+            rs = [safe_run(None if name == "arqon tracking" else name, noise, seed, function=track,
+                           config=arqon_tracking if name == "arqon tracking" else None) for seed in seeds]
+            ok = [r for r in rs if not isinstance(r, str)]
+            cells += ([f"{np.median([r[0] for r in ok]):.4f}", f"{np.median([r[1] for r in ok]):.4f}"] if ok
+                      else [rs[0], ""])
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines.append("")
     lines += ["## Overhead per ask + tell (10-D sphere, median over seeds)", "", "| optimizer | us per evaluation |",
               "|---|---|"]
     lines += [f"| {n} | {overhead[n] * 1e6:.1f} |" for n in names if n in overhead]
