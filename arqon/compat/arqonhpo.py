@@ -11,7 +11,6 @@ two send every proposal through arqon's safety executor (clip mode), so what ``a
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Literal
 
