@@ -61,12 +61,14 @@ def _uses_model(config: Config) -> bool:
 def _layout(config: Config, strategy: str) -> tuple[int, int, dict]:
     """Rows, vector length and the header's block offsets for ``strategy`` (see the strategy kernels' docstrings)."""
     d = len(config.params)
-    pop = {"es": lambda: 2 * (config.es.pairs or max(2, (4 + int(3 * math.log(d))) // 2)),
-           "pbt": lambda: config.pbt.pool,
-           "cmaes": lambda: config.cmaes.population or 4 + int(3 * math.log(d))}
     if strategy == "spsa":
         return ROWS, 1, {"r_user": X, "n_pop": 1}
-    n_pop = pop[strategy]()
+    if strategy == "es":
+        n_pop = 2 * (config.es.pairs or max(2, (4 + int(3 * math.log(d))) // 2))
+    elif strategy == "pbt":
+        n_pop = config.pbt.pool
+    else:
+        n_pop = config.cmaes.population or 4 + int(3 * math.log(d))
     n_max = n_pop * 2 ** min(config.cmaes.restarts, 4) if strategy == "cmaes" else n_pop
     off = {"n_pop": n_pop, "n_pop_max": n_max, "r_y": ROWS, "r_user": ROWS + n_max,
            "v_val": 0, "v_order": n_max, "v_w": 2 * n_max}

@@ -51,10 +51,10 @@ def _sample(hdr):
 
 @kernel(t.void(STATE_TYPE))
 def _update_when_complete(hdr):
-    """Once every member of the generation is back, update the population strategy and let the next ask sample
-    anew. Mutates: state. Allocates: nothing."""
+    """Once every member of the written generation is back, update the population strategy and let the next ask
+    sample anew (once: a generation already used waits for the next sample). Mutates: state. Allocates: nothing."""
     h = hdr[0]
-    if h["n_back"] < h["n_pop"]:
+    if h["sampled"] == 0 or h["n_back"] < h["n_pop"]:
         return
     m, v = _matrix(hdr), _vector(hdr)
     if h["strategy"] == ES:
@@ -78,8 +78,7 @@ def _population_ask(hdr):
 @kernel(t.int64(STATE_TYPE, t.float64))
 def _population_tell(hdr, value):
     status = pop_tell(hdr, _matrix(hdr), _vector(hdr), value)
-    if status == OK:
-        _update_when_complete(hdr)
+    _update_when_complete(hdr)
     return status
 
 
@@ -161,8 +160,7 @@ def tell_batch(state, values):
     if h[0]["strategy"] == SPSA:
         return spsa_tell(h, _matrix(h), values[0] if values.shape[0] > 0 else np.nan)
     status = pop_tell_batch(h, _matrix(h), _vector(h), borrow(values))
-    if status & BAD_STATE == 0 and h[0]["pending"] == 0:
-        _update_when_complete(h)
+    _update_when_complete(h)
     return status
 
 

@@ -17,9 +17,8 @@ import numpy as np
 from numba import types as t
 
 from ._jit import kernel
-from .population import keep_in_cube, open_generation, rank
+from .population import keep_in_cube, open_steps_from_theta, rank
 from .rng import rng_normal, rng_uniform
-from .spsa import to_user
 from .state import MAT_TYPE, STATE_TYPE, THETA, VEC_TYPE
 
 TOL_X = 1e-11  # restart when sigma * sqrt(max diag C) falls below this (unit-cube coordinates)
@@ -220,9 +219,7 @@ def cma_sample(hdr, mat, vec):
         h["model_member"] = 0
         for i in range(d):
             mat[r_y, i] = (mat[h["r_work"], i] - mat[THETA, i]) / h["sigma"]
-    for j in range(h["n_pop"]):
-        to_user(hdr, mat, THETA, r_y + j, h["sigma"], h["r_user"] + j)
-    open_generation(hdr, vec)
+    open_steps_from_theta(hdr, mat, vec)
     return 0
 
 

@@ -13,9 +13,8 @@ import numpy as np
 from numba import types as t
 
 from ._jit import kernel
-from .population import keep_in_cube, open_generation, rank
+from .population import keep_in_cube, open_steps_from_theta, rank
 from .rng import rng_normal
-from .spsa import to_user
 from .state import MAT_TYPE, STATE_TYPE, THETA, VEC_TYPE
 
 
@@ -30,9 +29,7 @@ def es_sample(hdr, mat, vec):
             e = rng_normal(h["rng"])
             mat[r_y + 2 * pair, i] = e
             mat[r_y + 2 * pair + 1, i] = -e
-    for j in range(h["n_pop"]):
-        to_user(hdr, mat, THETA, r_y + j, h["sigma"], h["r_user"] + j)
-    open_generation(hdr, vec)
+    open_steps_from_theta(hdr, mat, vec)
     return 0
 
 

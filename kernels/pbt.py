@@ -23,7 +23,7 @@ def pbt_sample(hdr, mat, vec):
     h = hdr[0]
     d = mat.shape[1]
     r_y = h["r_y"]
-    if h["n_gen_total"] == 0 and h["gen"] == 0:
+    if h["n_gen_total"] == 0:
         for j in range(h["n_pop"]):
             for i in range(d):
                 mat[r_y + j, i] = mat[THETA, i] if j == 0 else rng_uniform(h["rng"])

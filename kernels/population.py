@@ -12,8 +12,8 @@ from numba import types as t
 
 from ._jit import kernel
 from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
-from .spsa import count_value
-from .state import BEST, MAT_TYPE, PERIODIC_INDEX, STATE_TYPE, VEC_TYPE, X
+from .spsa import count_value, to_user
+from .state import BEST, MAT_TYPE, PERIODIC_INDEX, STATE_TYPE, THETA, VEC_TYPE, X
 
 
 @kernel(t.int64(STATE_TYPE))
@@ -79,6 +79,16 @@ def open_generation(hdr, vec):
     h["n_back"] = 0
     for j in range(h["n_pop"]):
         vec[h["v_val"] + j] = np.nan
+
+
+@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+def open_steps_from_theta(hdr, mat, vec):
+    """Write members theta + sigma * mat[r_y + j] in user units (ES and CMA-ES) and open the generation.
+    Mutates: mat[r_user:], hdr, vec[v_val:]. Allocates: nothing."""
+    h = hdr[0]
+    for j in range(h["n_pop"]):
+        to_user(hdr, mat, THETA, h["r_y"] + j, h["sigma"], h["r_user"] + j)
+    open_generation(hdr, vec)
 
 
 @kernel(t.int64(STATE_TYPE, MAT_TYPE))

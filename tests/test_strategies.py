@@ -110,3 +110,16 @@ def test_shifted_sphere_10d_all_seeds_within_1e3():
             t.tell_batch([sphere(x) for x in rows])
         hits += t.best.value <= 1e-3
     assert hits == 20
+
+
+@pytest.mark.parametrize("strategy", POPULATIONS)
+def test_a_generation_updates_once_whatever_the_kernel_calls_after_it(strategy):
+    from arqon.kernels import tell, tell_batch
+
+    t = arqon.Tuner(space(3, seed=6, strategy=strategy))
+    rows = t.ask_batch()
+    t.tell_batch([sphere(x) for x in rows])
+    before = t.state.base.copy()
+    assert tell_batch(t.state, np.ones(len(rows))) == Status.NOT_ASKED  # no batch out: straight to the kernel
+    assert tell(t.state, 1.0) == Status.NOT_ASKED
+    np.testing.assert_array_equal(t.state.base, before)
