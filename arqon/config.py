@@ -70,7 +70,9 @@ class Spsa(_Struct):
 
     gains: Literal["decaying", "constant"] = "decaying"  # decaying converges; constant tracks a moving optimum
     a: Annotated[float, Meta(gt=0.0)] | None = None  # step gain; None: set from the first gradient estimates
-    c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size
+    c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size (the start, when it adapts)
+    perturbation: Literal["auto", "fixed", "adaptive"] = "auto"  # adaptive: sized from the measured noise and
+    # curvature each pair; fixed: c (decaying with gamma under decaying gains); auto: adaptive with constant gains
     stability: Annotated[float, Meta(ge=0.0)] | None = None  # Spall's A; None: 10% of the updates the budget allows
     alpha: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.602
     gamma: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.101

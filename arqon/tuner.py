@@ -127,7 +127,8 @@ def build_state(config: Config) -> np.ndarray:
     h["n_average"] = s.average
     h["a"] = s.a or 0.0
     h["n_calibrate"] = 0 if s.a else s.calibration
-    h["c"] = s.c
+    h["c"] = h["c_max"] = s.c
+    h["adapt_c"] = int(s.perturbation == "adaptive" or (s.perturbation == "auto" and s.gains == "constant"))
     if s.stability is not None:
         h["stability"] = s.stability
     else:
@@ -237,7 +238,10 @@ class Tuner:
         h = self._state[0]
         d = len(self.config.params)
         settings = {
-            "spsa": lambda: f"{self.config.spsa.gains} gains, c = {self.config.spsa.c}",
+            "spsa": lambda: f"{self.config.spsa.gains} gains, " + (
+                f"perturbation adapting to the measured noise (now c = {float(h['c']):.3g}, noise sd "
+                f"{math.sqrt(float(h['noise_var'])):.3g} after {int(h['n_pairs'])} pairs)" if h["adapt_c"]
+                else f"c = {self.config.spsa.c}"),
             "es": lambda: f"{int(h['n_pop']) // 2} mirrored pairs, sigma {float(h['sigma0'])} "
                           f"({self.config.es.step})",
             "pbt": lambda: f"pool of {int(h['n_pop'])}, {int(h['mu'])} replaced per round, explore "

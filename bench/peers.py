@@ -40,9 +40,9 @@ def quickstart(x):
 
 
 class Arqon:
-    def __init__(self, strategy, d, lo, hi, budget, seed):
+    def __init__(self, strategy, d, lo, hi, budget, seed, noise="unknown"):
         params = [{"name": f"x{i}", "min": lo, "max": hi} for i in range(d)]
-        self.t = arqon.Tuner({"params": params, "budget": budget, "seed": seed, "strategy": strategy})
+        self.t = arqon.Tuner({"params": params, "budget": budget, "seed": seed, "strategy": strategy, "noise": noise})
 
     def ask(self):
         return [row.copy() for row in self.t.ask_batch()]
@@ -52,6 +52,13 @@ class Arqon:
 
     def recommend(self):
         return np.array(list(self.t.recommend().values()))
+
+
+class ArqonNoisy(Arqon):
+    """arqon with the config saying the objective is noisy (``noise = "high"``), as a user who knows would."""
+
+    def __init__(self, strategy, d, lo, hi, budget, seed):
+        super().__init__(strategy, d, lo, hi, budget, seed, noise="high")
 
 
 class Nevergrad:
@@ -129,7 +136,7 @@ class CmaesLib:
 
 
 OPTIMIZERS = {
-    "arqon auto": (Arqon, "auto"), "arqon cmaes": (Arqon, "cmaes"), "arqon es": (Arqon, "es"),
+    "arqon auto": (Arqon, "auto"), "arqon auto, noise high": (ArqonNoisy, "auto"), "arqon cmaes": (Arqon, "cmaes"), "arqon es": (Arqon, "es"),
     "arqon spsa": (Arqon, "spsa"), "arqon pbt": (Arqon, "pbt"),
     "nevergrad OnePlusOne": (Nevergrad, "OnePlusOne"), "nevergrad SPSA": (Nevergrad, "SPSA"),
     "nevergrad TBPSA": (Nevergrad, "TBPSA"), "nevergrad CMA": (Nevergrad, "CMA"), "nevergrad NGOpt": (Nevergrad, "NGOpt"),
@@ -206,8 +213,9 @@ def track(name, noise, seed, config=None):
     return regret / DRIFT_STEPS, rec_regret / n_rec
 
 
-# arqon's one tracking configuration, the same for both noise levels: constant SPSA gains with a small perturbation
-TRACKING = {"strategy": "spsa", "spsa": {"gains": "constant", "c": 0.01, "initial_step": 0.01}}
+# arqon's one tracking configuration, the same for both noise levels: constant SPSA gains; the perturbation (at most
+# 0.02 of the range) adapts to the noise and curvature the pairs measure
+TRACKING = {"strategy": "spsa", "spsa": {"gains": "constant", "c": 0.02, "initial_step": 0.015}}
 
 
 def arqon_tracking(seed):

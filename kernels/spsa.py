@@ -5,6 +5,8 @@ Each update measures the pair theta +- c_k*delta (delta Rademacher), estimates t
 perturbation never drops below a bit over half an integer step, or both points would round to the same integer. Gains decay as
 a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, or stay constant to track a drifting optimum. When `a` is
 automatic, the mean gradient size over the first updates fixes it so that early moves are `initial_step` long.
+An adaptive perturbation instead sizes c_k from the noise and curvature the pairs themselves measure
+(``_adapt_perturbation``): small where measurements are exact, larger where noise would swamp the difference.
 
 These are the inlined cores over a (header, matrix) pair; the public kernels in ``api`` open a state and call them.
 """
@@ -20,6 +22,15 @@ from .state import (
     SPAN,
     STATE_TYPE, THETA, X,
 )
+
+
+WOBBLE = 0.25  # adaptive perturbation: pairs alternate between c(1 + WOBBLE) and c(1 - WOBBLE)
+NOISE_RATE = 0.02  # weight of the newest pair in the noise and curvature estimates
+NOISE_WARMUP = 50  # pairs measured before the estimates move c
+NOISE_CLIP = 3.0  # a curvature sample further out than this many noise deviations counts as this far (jumps)
+LOG_CHI2_BIAS = 1.2703628454614782  # -E[log z^2] for a standard normal z
+C_RATE, C_FACTOR = 0.1, 0.05  # c moves 10% of the way (in log terms) to its target per pair, by 5% at most
+C_MIN = 1e-4  # unit-cube floor of the adaptive perturbation (its ceiling is the configured c, in c_max)
 
 
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.int64, t.int64, t.float64, t.int64), inline=True)
@@ -71,7 +82,9 @@ def spsa_ask(hdr, mat):
         return BUDGET_EXHAUSTED
     if h["phase"] == 0:
         rng_rademacher(h["rng"], mat[DELTA])
-        if h["constant_gains"] != 0:
+        if h["adapt_c"] != 0:
+            c_k = h["c"] * (1.0 + WOBBLE if h["n_pairs"] % 2 == 0 else 1.0 - WOBBLE)
+        elif h["constant_gains"] != 0:
             c_k = h["c"]
         else:
             c_k = h["c"] / (h["k"] + 1.0) ** h["gamma"]
@@ -100,12 +113,57 @@ def _move(a_k, gradient, limit):
     return min(max(move, -limit), limit)
 
 
+@kernel(t.float64(STATE_TYPE), inline=True)
+def _step_gain(hdr):
+    """a_k, the gain applied to the mean gradient estimate of an update (0 while an automatic `a` is uncalibrated)."""
+    h = hdr[0]
+    a_k = h["a"] * (1.0 / h["n_average"])
+    if h["constant_gains"] != 0:
+        return a_k
+    return a_k / (h["k"] + 1.0 + h["stability"]) ** h["alpha"]
+
+
+@kernel(t.void(STATE_TYPE, t.float64), inline=True)
+def _adapt_perturbation(hdr, y_minus):
+    """Size c from the noise and curvature the pairs measure. A pair's mean is f(theta) + c_k^2 tr(H) / 2 + noise, so as
+    c_k alternates the second difference r of successive pair means is +-4 WOBBLE c^2 tr(H) plus noise of variance
+    3 sigma^2 (a slowly moving f cancels). tr(H) is a running mean of r's curvature samples, clipped to NOISE_CLIP noise
+    deviations; sigma^2 comes from a running mean of log r^2 (one jump moves it little; no noise drives it to zero).
+    c then moves toward (d a_k sigma^2 / (4 tr H))^(1/4), where the perturbation's own cost c^2 tr(H) / 2 equals that of
+    the noise it lets into theta, d a_k sigma^2 / (8 c^2): with no noise c shrinks to C_MIN; it never grows past the
+    configured c (far from a non-quadratic optimum the pair means vary like noise, and a perturbation grown on that
+    would feed itself); with no positive curvature estimate yet it stays. Mutates: hdr. Allocates: nothing."""
+    h = hdr[0]
+    mean = 0.5 * (h["y_plus"] + y_minus)
+    n = h["n_pairs"]
+    h["n_pairs"] = n + 1
+    if n >= 2:
+        sign = 1.0 if n % 2 == 0 else -1.0  # pair n used c(1 + WOBBLE) when n is even
+        unit = 4.0 * WOBBLE * h["c"] * h["c"]
+        resid = mean - 2.0 * h["pair_mean"] + h["pair_mean_before"] - sign * unit * h["curvature"]
+        rate = max(NOISE_RATE, 1.0 / (n - 1))
+        h["log_noise"] += rate * (np.log(max(resid * resid, 1e-300)) - h["log_noise"])
+        noise_var3 = np.exp(h["log_noise"] + LOG_CHI2_BIAS)  # 3 sigma^2
+        limit = NOISE_CLIP * np.sqrt(noise_var3)
+        h["curvature"] += rate * sign * min(max(resid, -limit), limit) / unit
+        h["noise_var"] = noise_var3 / 3.0
+        a_k = _step_gain(hdr)
+        if n - 1 > NOISE_WARMUP and h["curvature"] > 0.0 and a_k > 0.0:
+            target = 0.25 * np.log(h["d"] * a_k * h["noise_var"] / (4.0 * h["curvature"]))
+            step = min(max(C_RATE * (target - np.log(h["c"])), np.log(1.0 - C_FACTOR)), np.log(1.0 + C_FACTOR))
+            h["c"] = min(max(h["c"] * np.exp(step), C_MIN), h["c_max"])
+    h["pair_mean_before"] = h["pair_mean"]
+    h["pair_mean"] = mean
+
+
 @kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
     """Add the pair's gradient estimate (zero if it would overflow) to mat[GRAD]; after `n_average` pairs move theta
     along their mean, calibrating an automatic `a` on the way (from the largest gradient seen so far). Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
     h = hdr[0]
     d = mat.shape[1]
+    if h["adapt_c"] != 0:
+        _adapt_perturbation(hdr, y_minus)
     half_difference = 0.5 * (h["y_plus"] - y_minus)
     if not np.isfinite(half_difference / h["c_k"]):  # |delta_i| >= c_k: no estimate below can overflow
         half_difference = 0.0  # finite values so far apart that the estimate overflows: nothing learnt
@@ -131,10 +189,7 @@ def _spsa_accumulate(hdr, mat, y_minus):
             h["i_calibrate"] += 1                              # nears the optimum, and a gain set from them overshoots
             decay = 1.0 if h["constant_gains"] != 0 else (h["stability"] + 1.0) ** h["alpha"]
             h["a"] = h["initial_step"] * decay / h["calibrate_max"]
-    if h["constant_gains"] != 0:
-        a_k = h["a"] * inv_n
-    else:
-        a_k = h["a"] * inv_n / (h["k"] + 1.0 + h["stability"]) ** h["alpha"]
+    a_k = _step_gain(hdr)
     limit = h["max_step"]
     for j in range(h["n_periodic"]):  # periodic parameters wrap around; the loop below then leaves them be
         i = np.int64(mat[PERIODIC_INDEX, j])

@@ -36,7 +36,7 @@ def rows_of(state, rows, width):
     return buf[start:start + rows * width].reshape(rows, width)
 
 
-MAGIC = 0x6172716F6E5F5333  # "arqon_S3": marks a buffer built by new_state; the digit is the layout version
+MAGIC = 0x6172716F6E5F5334  # "arqon_S4": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
     ("magic", np.int64),
@@ -79,6 +79,8 @@ _FIELDS = [
     ("n_feat", np.int64),  # quadratic model terms, (d + 1)(d + 2) / 2
     ("model_member", np.int64),  # member holding the model's point this generation, -1 if none
     ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
+    ("adapt_c", np.int64),  # SPSA: 1 sizes the perturbation from the measured noise and curvature, 0 keeps c's schedule
+    ("n_pairs", np.int64),  # SPSA: pairs measured (the perturbation alternates between c(1 + w) and c(1 - w) with it)
     ("r_pop", np.int64),  # row offsets of the strategy's blocks (see the strategy modules)
     ("r_user", np.int64),
     ("r_z", np.int64),
@@ -100,6 +102,7 @@ _FIELDS = [
     ("sense", np.float64),  # +1 minimize, -1 maximize
     ("a", np.float64),  # step gain; 0 until calibrated when automatic
     ("c", np.float64),  # perturbation size, unit-cube coordinates
+    ("c_max", np.float64),  # the configured c: an adaptive perturbation's ceiling
     ("stability", np.float64),  # Spall's A
     ("alpha", np.float64),
     ("gamma", np.float64),
@@ -107,6 +110,11 @@ _FIELDS = [
     ("max_step", np.float64),  # largest move of one coordinate per update, unit-cube coordinates
     ("calibrate_max", np.float64),  # largest mean |gradient| over the calibration updates so far
     ("c_k", np.float64),  # perturbation size of the current pair
+    ("pair_mean", np.float64),  # adaptive perturbation: signed mean value of the last pair
+    ("pair_mean_before", np.float64),  # ... and of the pair before it
+    ("log_noise", np.float64),  # running mean of the log squared noise in the pair means' second differences
+    ("noise_var", np.float64),  # variance of one measurement, estimated from the pair means
+    ("curvature", np.float64),  # trace of the Hessian in the unit cube, estimated from the pair means
     ("y_plus", np.float64),  # signed value measured at theta + c*delta
     ("best_value", np.float64),  # best value accepted, in the user's sign
     ("sigma", np.float64),  # population strategies: step size, unit-cube coordinates

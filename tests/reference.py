@@ -70,7 +70,7 @@ class ReferenceSpsa:
         self.rng = Xoshiro256ss.from_seed(config.seed)
         self.sense = 1.0 if config.direction == "minimize" else -1.0
         self.constant = s.gains == "constant"
-        self.a, self.c, self.alpha, self.gamma = s.a or 0.0, s.c, s.alpha, s.gamma
+        self.a, self.c, self.c_max, self.alpha, self.gamma = s.a or 0.0, s.c, s.c, s.alpha, s.gamma
         self.auto = s.a is None
         self.n_cal, self.cal = (s.calibration if self.auto else 0), []
         self.A = s.stability if s.stability is not None else (
@@ -80,6 +80,8 @@ class ReferenceSpsa:
         self.k = 0
         self.told = 0
         self.grads = []
+        self.adaptive = s.perturbation == "adaptive" or (s.perturbation == "auto" and self.constant)
+        self.means, self.log_noise, self.curvature = [], 0.0, 0.0
 
     def user(self, u):
         v = self.lo + u * (self.hi - self.lo)
@@ -89,7 +91,10 @@ class ReferenceSpsa:
 
     def pair(self):
         """The two proposals of the next pair (draws its perturbation)."""
-        self.ck = self.c if self.constant else self.c / (self.k + 1.0) ** self.gamma
+        if self.adaptive:  # alternately c(1 + 1/4) and c(1 - 1/4)
+            self.ck = self.c * (1.25 if len(self.means) % 2 == 0 else 0.75)
+        else:
+            self.ck = self.c if self.constant else self.c / (self.k + 1.0) ** self.gamma
         # integer parameters: at least 0.6 of an integer step, measured where theta is on a log scale
         theta_value = np.maximum(np.exp(self.lo + self.theta * self.span), self.vmin)
         steps = np.where(self.log, np.log1p(1.0 / np.where(self.log, theta_value, 1.0)), 1.0) / self.span
@@ -101,6 +106,8 @@ class ReferenceSpsa:
 
     def update(self, y_plus, y_minus):
         y_plus, y_minus = self.sense * y_plus, self.sense * y_minus
+        if self.adaptive:
+            self.adapt(0.5 * (y_plus + y_minus))
         half_difference = (y_plus - y_minus) / 2
         if not np.isfinite(half_difference / self.ck):
             half_difference = 0.0
@@ -117,9 +124,34 @@ class ReferenceSpsa:
             self.cal.append(size)
             decay = 1.0 if self.constant else (self.A + 1.0) ** self.alpha
             self.a = self.initial_step * decay / max(self.cal)
-        a_k = self.a if self.constant else self.a / (self.k + 1.0 + self.A) ** self.alpha
+        a_k = self.gain()
         self.theta = np.clip(self.theta - np.clip(a_k * g, -self.max_step, self.max_step), 0, 1)
         self.k += 1
+
+    def gain(self):
+        """a_k, applied to the mean of an update's gradient estimates."""
+        return self.a if self.constant else self.a / (self.k + 1.0 + self.A) ** self.alpha
+
+    def adapt(self, mean):
+        """The adaptive perturbation as documented: the second difference of pair means, r = +-c^2 tr(H) + noise
+        (the sign that of the newest pair's wobble), gives running estimates of tr(H) (samples clipped to 3 noise
+        deviations) and of E[log r^2] (so 3 sigma^2 = exp(that + 1.2704)); c moves a tenth of the way, in log terms,
+        toward (d a_k sigma^2 / (4 tr H))^(1/4), by 5% at most, within [1e-4, the configured c], after 50 samples."""
+        self.means.append(mean)
+        n = len(self.means) - 1
+        if n < 2:
+            return
+        sign = 1.0 if n % 2 == 0 else -1.0
+        unit = self.c * self.c  # 4 * wobble * c^2 with wobble 1/4
+        r = self.means[-1] - 2 * self.means[-2] + self.means[-3] - sign * unit * self.curvature
+        rate = max(0.02, 1 / (n - 1))
+        self.log_noise += rate * (math.log(max(r * r, 1e-300)) - self.log_noise)
+        var3 = math.exp(self.log_noise + 1.2703628454614782)
+        self.curvature += rate * sign * float(np.clip(r, -3 * math.sqrt(var3), 3 * math.sqrt(var3))) / unit
+        a_k = self.gain() / self.n_avg  # each estimate's share of a move
+        if n - 1 > 50 and self.curvature > 0 and a_k > 0:
+            target = (len(self.theta) * a_k * var3 / 3 / (4 * self.curvature)) ** 0.25
+            self.c = float(np.clip(self.c * float(np.clip((target / self.c) ** 0.1, 0.95, 1.05)), 1e-4, self.c_max))
 
     def recommend(self):
         return self.user(self.theta)

@@ -12,7 +12,9 @@ from tests.reference import ReferenceSpsa
 
 CASES = {
     "decaying": space(4, seed=1),
-    "constant": space(3, seed=2, spsa={"gains": "constant", "c": 0.1}),
+    "constant": space(3, seed=2, spsa={"gains": "constant", "c": 0.1, "perturbation": "fixed"}),
+    "constant-adaptive": space(3, seed=2, spsa={"gains": "constant", "c": 0.1}),
+    "decaying-adaptive": space(4, seed=10, spsa={"perturbation": "adaptive", "c": 0.02}),
     "log-mixed": {"params": [{"name": "lr", "min": 1e-5, "max": 1.0, "scale": "log"},
                              {"name": "w", "min": -2, "max": 3, "init": 2.5}], "seed": 3},
     "averaged": space(5, seed=4, spsa={"average": 3}),
@@ -189,3 +191,48 @@ def test_integer_parameters_reach_their_optimum(lo, hi, optimum, scale, toleranc
             x = t.step((x[0] - optimum) ** 2 / weight**2 + (x[1] - 0.7) ** 2)
         found.append(t.recommend()["n"])
     assert max(abs(f - optimum) for f in found) <= tolerance, found
+
+
+QUADRATIC_W = np.array([1.0, 2.0, 4.0, 8.0])  # f = sum w (u - u*)^2 on [0, 1]^4, so tr(H) = 2 sum w = 30
+QUADRATIC_OPT = np.array([0.3, 0.6, 0.45, 0.55])
+
+
+def run_quadratic(sigma, seed, steps=12_000):
+    """Track the noisy quadratic with constant gains (adaptive perturbation); c over the second half of the run."""
+    t = arqon.Tuner({"params": [{"name": f"x{i}", "min": 0, "max": 1} for i in range(4)], "seed": seed,
+                     "spsa": {"gains": "constant", "c": 0.05, "initial_step": 0.01}})
+    rng = np.random.default_rng(seed)
+    cs = []
+    for i in range(steps):
+        x = t.ask()
+        t.tell(float(QUADRATIC_W @ (x - QUADRATIC_OPT) ** 2) + sigma * rng.standard_normal())
+        if i >= steps // 2:
+            cs.append(float(t.state[0]["c"]))
+    return t.state[0], np.median(cs)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adaptive_perturbation_settles_where_its_costs_balance(sigma, seed):
+    """The measured noise is the true one, and c settles at (d a sigma^2 / (4 tr H))^(1/4) computed from the TRUE
+    noise and curvature (where the perturbation's cost equals the noise it lets into theta)."""
+    h, c = run_quadratic(sigma, seed)
+    assert math.sqrt(h["noise_var"]) == pytest.approx(sigma, rel=0.25)
+    target = (4 * h["a"] * sigma ** 2 / (4 * 2 * QUADRATIC_W.sum())) ** 0.25
+    assert c == pytest.approx(target, rel=0.2)
+
+
+def test_adaptive_perturbation_shrinks_to_its_floor_without_noise():
+    h, c = run_quadratic(0.0, 3, steps=4000)
+    assert h["curvature"] == pytest.approx(2 * QUADRATIC_W.sum(), rel=1e-6)
+    assert h["noise_var"] < 1e-20 and c == 1e-4
+
+
+def test_one_tracking_config_tracks_the_drifting_sphere_with_and_without_noise():
+    """The drifting 5-D sphere of bench/peers.py (a slow circle and a jump), one evaluation per step, with the one
+    configuration used at both noise levels: mean regret of the evaluated points, median of three seeds."""
+    from bench import peers
+
+    for noise, bound in ((0.0, 0.015), (0.1, 0.2)):
+        regrets = [peers.track(None, noise, seed, config=peers.arqon_tracking)[0] for seed in range(3)]
+        assert np.median(regrets) <= bound, (noise, regrets)
