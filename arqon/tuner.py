@@ -128,7 +128,7 @@ def build_state(config: Config) -> np.ndarray:
     h["a"] = s.a or 0.0
     h["n_calibrate"] = 0 if s.a else s.calibration
     h["c"] = h["c_max"] = s.c
-    h["adapt_c"] = int(s.perturbation == "adaptive" or (s.perturbation == "auto" and s.gains == "constant"))
+    h["adapt_c"] = int(s.perturbation == "adaptive")
     if s.stability is not None:
         h["stability"] = s.stability
     else:

@@ -215,7 +215,8 @@ def track(name, noise, seed, config=None):
 
 # arqon's one tracking configuration, the same for both noise levels: constant SPSA gains; the perturbation (at most
 # 0.02 of the range) adapts to the noise and curvature the pairs measure
-TRACKING = {"strategy": "spsa", "spsa": {"gains": "constant", "c": 0.02, "initial_step": 0.015}}
+TRACKING = {"strategy": "spsa",
+            "spsa": {"gains": "constant", "perturbation": "adaptive", "c": 0.02, "initial_step": 0.015}}
 
 
 def arqon_tracking(seed):

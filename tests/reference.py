@@ -80,7 +80,7 @@ class ReferenceSpsa:
         self.k = 0
         self.told = 0
         self.grads = []
-        self.adaptive = s.perturbation == "adaptive" or (s.perturbation == "auto" and self.constant)
+        self.adaptive = s.perturbation == "adaptive"
         self.means, self.log_noise, self.curvature = [], 0.0, 0.0
 
     def user(self, u):

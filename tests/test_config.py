@@ -49,6 +49,7 @@ def test_bad_param_names_path_and_reason(param, path, reason):
     ({**GOOD, "spsa": {"c": 0.0}}, "$.spsa.c", "> 0.0"),
     ({**GOOD, "spsa": {"gains": "fast"}}, "$.spsa.gains", "Invalid enum value 'fast'"),
     ({**GOOD, "spsa": {"average": 0}}, "$.spsa.average", ">= 1"),
+    ({**GOOD, "spsa": {"perturbation": "auto"}}, "$.spsa.perturbation", "Invalid enum value 'auto'"),
     ({**GOOD, "strategy": "magic"}, "$.strategy", "Invalid enum value 'magic'"),
 ])
 def test_bad_config_names_path_and_reason(cfg, path, reason):

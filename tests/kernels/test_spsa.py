@@ -12,8 +12,8 @@ from tests.reference import ReferenceSpsa
 
 CASES = {
     "decaying": space(4, seed=1),
-    "constant": space(3, seed=2, spsa={"gains": "constant", "c": 0.1, "perturbation": "fixed"}),
-    "constant-adaptive": space(3, seed=2, spsa={"gains": "constant", "c": 0.1}),
+    "constant": space(3, seed=2, spsa={"gains": "constant", "c": 0.1}),
+    "constant-adaptive": space(3, seed=2, spsa={"gains": "constant", "c": 0.1, "perturbation": "adaptive"}),
     "decaying-adaptive": space(4, seed=10, spsa={"perturbation": "adaptive", "c": 0.02}),
     "log-mixed": {"params": [{"name": "lr", "min": 1e-5, "max": 1.0, "scale": "log"},
                              {"name": "w", "min": -2, "max": 3, "init": 2.5}], "seed": 3},
@@ -198,9 +198,9 @@ QUADRATIC_OPT = np.array([0.3, 0.6, 0.45, 0.55])
 
 
 def run_quadratic(sigma, seed, steps=12_000):
-    """Track the noisy quadratic with constant gains (adaptive perturbation); c over the second half of the run."""
+    """Track the noisy quadratic with constant gains and an adaptive perturbation; c over the second half of the run."""
     t = arqon.Tuner({"params": [{"name": f"x{i}", "min": 0, "max": 1} for i in range(4)], "seed": seed,
-                     "spsa": {"gains": "constant", "c": 0.05, "initial_step": 0.01}})
+                     "spsa": {"gains": "constant", "c": 0.05, "initial_step": 0.01, "perturbation": "adaptive"}})
     rng = np.random.default_rng(seed)
     cs = []
     for i in range(steps):
