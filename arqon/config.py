@@ -70,7 +70,7 @@ class Spsa(_Struct):
 
     gains: Literal["decaying", "constant"] = "decaying"  # decaying converges; constant tracks a moving optimum
     a: Annotated[float, Meta(gt=0.0)] | None = None  # step gain; None: set from the first gradient estimates
-    c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size (the start, when it adapts)
+    c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size (an adaptive one's start and ceiling)
     perturbation: Literal["fixed", "adaptive"] = "fixed"  # fixed: c (decaying with gamma under decaying gains);
     # adaptive: sized each pair from the measured noise and curvature, never past c (for tracking, with constant gains)
     stability: Annotated[float, Meta(ge=0.0)] | None = None  # Spall's A; None: 10% of the updates the budget allows
