@@ -65,8 +65,9 @@ def rng_rademacher(s, out):
     n = out.shape[0]
     for start in range(0, n, 64):
         bits = rng_next(s)
-        for j in range(min(64, n - start)):
-            out[start + j] = 2.0 * np.float64((bits >> _U64(j)) & _U64(1)) - 1.0
+        chunk = out[start:start + 64]  # indexing from 0 and a select, not a conversion: LLVM vectorizes the loop
+        for j in range(chunk.shape[0]):
+            chunk[j] = 1.0 if (bits >> _U64(j)) & _U64(1) else -1.0
 
 
 @kernel(t.float64(t.uint64[:]), inline=True)

@@ -68,6 +68,28 @@ def to_user_units(hdr, mat, step, dst):
     to_user(hdr, mat, THETA, DELTA, step, dst)
 
 
+@kernel(t.float64(STATE_TYPE, t.int64), inline=True)
+def _gain_decay(hdr, k):
+    """1 / (k + 1 + A)^alpha, the decaying gain's factor at update ``k``: computed once per k and kept, so that the
+    update finds it ready (see ``spsa_tell``). Mutates: hdr (gain_decay, gain_k). Allocates: nothing."""
+    h = hdr[0]
+    if h["gain_k"] != k:
+        h["gain_decay"] = (k + 1.0 + h["stability"]) ** -h["alpha"]
+        h["gain_k"] = k
+    return h["gain_decay"]
+
+
+@kernel(t.float64(STATE_TYPE, t.int64), inline=True)
+def _perturbation_decay(hdr, k):
+    """1 / (k + 1)^gamma, the decaying perturbation's factor after ``k`` updates, computed once per k and kept.
+    Mutates: hdr (perturbation_decay, perturbation_k). Allocates: nothing."""
+    h = hdr[0]
+    if h["perturbation_k"] != k:
+        h["perturbation_decay"] = (k + 1.0) ** -h["gamma"]
+        h["perturbation_k"] = k
+    return h["perturbation_decay"]
+
+
 @kernel(t.int64(STATE_TYPE, MAT_TYPE), inline=True)
 def spsa_ask(hdr, mat):
     """Write the next proposal into mat[X]; asking again before a tell repeats it.
@@ -87,7 +109,7 @@ def spsa_ask(hdr, mat):
         elif h["constant_gains"] != 0:
             c_k = h["c"]
         else:
-            c_k = h["c"] / (h["k"] + 1.0) ** h["gamma"]
+            c_k = h["c"] * _perturbation_decay(hdr, h["k"])
         h["c_k"] = c_k
         # a log-scale integer's step, in unit-cube terms, depends on where theta is: size its floor there
         for j in range(h["n_log"]):
@@ -120,7 +142,7 @@ def _step_gain(hdr):
     a_k = h["a"] * (1.0 / h["n_average"])
     if h["constant_gains"] != 0:
         return a_k
-    return a_k / (h["k"] + 1.0 + h["stability"]) ** h["alpha"]
+    return a_k * _gain_decay(hdr, h["k"])
 
 
 @kernel(t.void(STATE_TYPE, t.float64), inline=True)
@@ -231,6 +253,10 @@ def spsa_tell(hdr, mat, value):
     if h["phase"] == 0:
         h["y_plus"] = y
         h["phase"] = 1
+        if h["constant_gains"] == 0:  # the pair's second step has the update and the next pair's ask to do: work out
+            k = h["k"]                # their decaying factors now, while nothing waits on them (a power each, ~30 ns)
+            _gain_decay(hdr, k)
+            _perturbation_decay(hdr, k + 1 if h["i_average"] + 1 >= h["n_average"] else k)
     else:
         h["phase"] = 0
         _spsa_accumulate(hdr, mat, y)

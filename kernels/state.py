@@ -36,7 +36,7 @@ def rows_of(state, rows, width):
     return buf[start:start + rows * width].reshape(rows, width)
 
 
-MAGIC = 0x6172716F6E5F5334  # "arqon_S4": marks a buffer built by new_state; the digit is the layout version
+MAGIC = 0x6172716F6E5F5335  # "arqon_S5": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
     ("magic", np.int64),
@@ -81,6 +81,8 @@ _FIELDS = [
     ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
     ("adapt_c", np.int64),  # SPSA: 1 sizes the perturbation from the measured noise and curvature, 0 keeps c's schedule
     ("n_pairs", np.int64),  # SPSA: pairs measured (the perturbation alternates between c(1 + w) and c(1 - w) with it)
+    ("gain_k", np.int64),  # SPSA decaying gains: the k that gain_decay was computed for (-1: none)
+    ("perturbation_k", np.int64),  # ... and the k that perturbation_decay was computed for (-1: none)
     ("r_pop", np.int64),  # row offsets of the strategy's blocks (see the strategy modules)
     ("r_user", np.int64),
     ("r_z", np.int64),
@@ -110,6 +112,8 @@ _FIELDS = [
     ("max_step", np.float64),  # largest move of one coordinate per update, unit-cube coordinates
     ("calibrate_max", np.float64),  # largest mean |gradient| over the calibration updates so far
     ("c_k", np.float64),  # perturbation size of the current pair
+    ("gain_decay", np.float64),  # 1 / (gain_k + 1 + A)^alpha, computed a step ahead of the update that uses it
+    ("perturbation_decay", np.float64),  # 1 / (perturbation_k + 1)^gamma, computed a step ahead of the pair using it
     ("pair_mean", np.float64),  # adaptive perturbation: signed mean value of the last pair
     ("pair_mean_before", np.float64),  # ... and of the pair before it
     ("log_noise", np.float64),  # running mean of the log squared noise in the pair means' second differences
@@ -170,6 +174,7 @@ def new_state(d, rows=ROWS, n_vec=1):
     state = allocate(HEADER, rows, d, n_vec)
     h = state[0]
     h["magic"], h["d"], h["rows"], h["n_vec"] = MAGIC, d, rows, n_vec
+    h["gain_k"] = h["perturbation_k"] = -1
     return state
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arqon
-from arqon.kernels import BAD_STATE, BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK, ask, proposal, step, tell
+from arqon.kernels import BAD_STATE, BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK, ask, proposal, reopen, step, tell
 from tests.conftest import space, sphere
 from tests.reference import ReferenceSpsa
 
@@ -48,6 +48,32 @@ def test_matches_reference_over_pairs(name):
         assert tuner.tell(y_minus) == OK
         ref.update(y_plus, y_minus)
         np.testing.assert_allclose(list(tuner.recommend().values()), ref.recommend(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("reopen_at_phase", [0, 1])
+def test_decaying_gains_restart_exactly_when_exploration_reopens(reopen_at_phase):
+    """The decaying factors are worked out a step ahead of the update and the ask that use them: a reopen (k back to
+    0), between pairs or with a pair in flight, must not leave the factors of the old k in use."""
+    cfg = arqon.load_config(CASES["decaying"])
+    tuner, ref = arqon.Tuner(cfg), ReferenceSpsa(cfg)
+    for i in range(60):
+        if i == 40 and reopen_at_phase == 0:
+            assert reopen(tuner.state) == OK
+            ref.k = 0
+        plus_ref, minus_ref = ref.pair()
+        plus = tuner.ask().copy()
+        np.testing.assert_allclose(plus, plus_ref, rtol=1e-9, atol=1e-12)
+        y_plus = objective(plus, cfg.direction)
+        tuner.tell(y_plus)
+        if i == 40 and reopen_at_phase == 1:
+            assert reopen(tuner.state) == OK
+            ref.k = 0
+        minus = tuner.ask().copy()
+        y_minus = objective(minus, cfg.direction)
+        tuner.tell(y_minus)
+        ref.update(y_plus, y_minus)
+        np.testing.assert_allclose(list(tuner.recommend().values()), ref.recommend(), rtol=1e-9, atol=1e-12)
+    assert tuner.state[0]["k"] == 20
 
 
 def test_budget_is_respected_exactly():
