@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the same run. Exits 1 naming each breach.",
         epilog="kernels: step.njit.d2, step.njit.d16, step.njit.d128, step.njit.d16.constant (inside @njit), "
                "step.python.d16 (Tuner.step), step.njit.d16.es, step.njit.d16.pbt, step.njit.d16.cmaes (one member of "
-               "a population strategy inside @njit), step.python.d16.cmaes (Tuner.step, CMA-ES), rng.next, rng.rademacher.d16, guard.offer.accept.d16, "
+               "a population strategy inside @njit), step.python.d16.cmaes (Tuner.step, CMA-ES), rng.next, "
+               "rng.rademacher.d16, guard.offer.accept.d16, guard.offer.clip.d16, guard.offer.accept.cooldown.d16, "
                "guard.offer.reject.d16, guard.observe.d16 (the safety executor inside @njit), ring.push, "
                "stats.update.ema_p2x3, stats.update.full, telemetry.emit (telemetry inside @njit), "
                "telemetry.emit.python (Telemetry.emit), audit.step.njit.d16 (an audited step inside @njit)")

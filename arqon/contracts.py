@@ -160,13 +160,14 @@ def _guard_observes(state, metrics, start, n):
     return flags
 
 
-def executor(d, **policy):
-    """An Executor over ``d`` parameters in [0, 10] (known-good 5), with metrics lat and err under two SLOs."""
+def executor(d, rule=None, **policy):
+    """An Executor over ``d`` parameters in [0, 10] (known-good 5), each under ``rule`` (a params entry of the policy),
+    with metrics lat and err under two SLOs."""
     from arqon.executor import Executor
     from arqon.tuner import Tuner
 
     t = Tuner({"params": [{"name": f"x{i}", "min": 0, "max": 10, "init": 5} for i in range(d)]})
-    rule = {"max_delta": policy.pop("max_delta")} if "max_delta" in policy else {}
+    rule = rule or {}
     return Executor({"params": {f"x{i}": rule for i in range(d)}, "metrics": ["lat", "err"], "safe_mode_after": 0,
                      "slos": ["lat <= 50", "err <= 0.01"], "progress_deadline": 2**40, **policy}, t)
 
@@ -291,7 +292,11 @@ PROBES: dict[str, Callable[[], Callable[[int], object]]] = {
     "rng.next": _rng_next_probe,
     "rng.rademacher.d16": lambda: _rng_rademacher_probe(16),
     "guard.offer.accept.d16": lambda: _guard_offer_probe(16),  # validate + stage + flip, every offer applied
-    "guard.offer.reject.d16": lambda: _guard_offer_probe(16, mode="reject", max_delta=0.1),  # full check, rejected
+    # ... every parameter clipped to max delta (the reasons are worked out too), then applied
+    "guard.offer.clip.d16": lambda: _guard_offer_probe(16, rule={"max_delta": 0.5}),
+    # ... with a per-parameter cooldown of one step (an apply records when each changed parameter may change again)
+    "guard.offer.accept.cooldown.d16": lambda: _guard_offer_probe(16, rule={"cooldown": 1}),
+    "guard.offer.reject.d16": lambda: _guard_offer_probe(16, rule={"max_delta": 0.1}, mode="reject"),  # rejected
     "guard.observe.d16": _guard_observe_probe,
     "ring.push": _push_probe,
     "stats.update.ema_p2x3": lambda: _update_probe(sketch=False),  # window moments + EMA + 3 P-square estimates

@@ -301,3 +301,55 @@ def test_a_promoted_candidate_brings_its_measured_level_to_the_canary():
     assert flags & Flags.CANARY_FAILED and ex.live.tolist() == [8, 0.5]
     ex.offer([9, 0.5], 9)
     assert ex.observe({"lat": 24.0, "err": 0}, 10) & Flags.PROMOTED  # 26% above 19
+
+
+def _reference_check(m, proposal, t, reject_mode, risk):
+    """The validation rule as documented, in plain NumPy over the executor's rows: clip into bounds, then into max
+    delta of live, then hold a cooling parameter; reasons are the union over parameters. Returns (flags, candidate)."""
+    live, lo, hi, step = m[g.SNAP0], m[g.LO], m[g.HI], m[g.MAX_STEP]
+    allowed, frozen = m[g.ALLOWED] != 0, t < m[g.UNTIL]
+    if not np.isfinite(proposal).all():
+        return g.REJECTED | g.NONFINITE, live
+    want = np.clip(proposal, lo, hi)
+    far = (np.abs(want - live) > step) & allowed
+    want = np.clip(want, live - step, live + step)
+    cooling = frozen & (want != live)
+    want = np.where(frozen, live, want)
+    reasons = ((g.NOT_ALLOWED if (~allowed & (proposal != live)).any() else 0)
+               | (g.OUT_OF_BOUNDS if ((proposal < lo) | (proposal > hi)).any() else 0)
+               | (g.MAX_DELTA if far.any() else 0) | (g.COOLDOWN if cooling.any() else 0))
+    if reject_mode and reasons:
+        return g.REJECTED | reasons, live
+    if risk and (want != m[g.BASELINE]).sum() > risk:
+        return g.REJECTED | reasons | g.RISK_BUDGET, live
+    if (want == live).all():
+        return reasons | g.NO_CHANGE, live
+    return reasons, want
+
+
+@pytest.mark.parametrize("mode", ["clip", "reject"])
+def test_reasons_and_candidate_match_the_rule_written_in_numpy(mode):
+    """Every reason and every clipped value, over random proposals against live values that sit at their bounds or
+    inside, some parameters frozen by a cooldown, one outside the allowlist (max step 0), a risk budget."""
+    d, rng = 7, np.random.default_rng(5)
+    tuner = arqon.Tuner({"params": [{"name": f"p{i}", "min": -3, "max": 4} for i in range(d)]})
+    ex = Executor({"params": {f"p{i}": {"max_delta": 0.5 + i / 4} if i % 3 else {} for i in range(d)},
+                   "metrics": ["m"], "mode": mode, "risk_budget": 5}, tuner)
+    m = g.guard_matrix(ex.state)
+    m[g.ALLOWED, 6], m[g.MAX_STEP, 6] = 0.0, 0.0
+    out, seen = np.zeros(d), 0
+    for case in range(20_000):
+        m[g.SNAP0, :d] = m[g.SNAP1, :d] = rng.choice([-3.0, 4.0, 0.25, 1.0], d)
+        m[g.BASELINE, :d] = rng.choice([-3.0, 4.0, 0.25, 1.0], d)
+        m[g.UNTIL, :d] = np.where(rng.random(d) < 0.15, 1e9, g.NEVER)
+        proposal = m[g.SNAP0, :d] + rng.choice([0.0, 0.1, -0.4, 1.3, -2.5, 9.0], d) * (rng.random(d) < 0.6)
+        if rng.random() < 0.02:
+            proposal[rng.integers(d)] = rng.choice([np.nan, np.inf, -np.inf])
+        ex.state[0]["live"] = 0
+        flags = g.guard_shadow(ex.state, proposal, out, case)
+        want_flags, want = _reference_check(m[:, :d], proposal, float(case), mode == "reject", 5)
+        assert flags == want_flags, (case, proposal, m[g.SNAP0, :d], flags, want_flags)
+        np.testing.assert_array_equal(out, want)
+        seen |= flags
+    assert seen & g.NOT_ALLOWED and seen & g.COOLDOWN and seen & g.MAX_DELTA and seen & g.OUT_OF_BOUNDS
+    assert seen & g.RISK_BUDGET and seen & g.NO_CHANGE and seen & g.NONFINITE
