@@ -91,7 +91,7 @@ SCRATCH = 17  # the clipped candidate being validated
 GUARD_ROWS = 18
 
 NEVER = -(2**62)
-NO_LIMIT = 1e308  # finite, so that a frozen parameter's limit can be NO_LIMIT * 0 without NaN
+NO_LIMIT = 1e308  # max step of a parameter with no max delta (the largest round figure a float holds)
 GUARD_TYPE = numba.from_dtype(GUARD_HEADER)[::1]
 F8 = t.float64[::1]
 
