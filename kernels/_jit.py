@@ -95,7 +95,23 @@ def _fence(ordering):
     return fence
 
 
+@intrinsic
+def _bitcast(typingctx, value, to):
+    target = to.instance_type  # to: a NumPy scalar type (np.int64, np.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(target))
+
+    return target(value, to), codegen
+
+
 if config.DISABLE_JIT:
+
+    def float_bits(x):
+        return int(np.float64(x).view(np.int64))
+
+    def bits_float(i):
+        return float(np.int64(i).view(np.float64))
 
     def release_fence():
         pass
@@ -116,6 +132,16 @@ else:
     release_fence.__doc__ = """Order the stores before this point before the stores after it (a compiler barrier on x86)."""
     acquire_fence = _fence("acquire")
     acquire_fence.__doc__ = """Order the loads before this point before the loads after it (a compiler barrier on x86)."""
+
+    @numba.njit(inline="always")
+    def float_bits(x):
+        """The IEEE-754 bits of the float64 ``x`` as an int64 (a register move)."""
+        return _bitcast(x, np.int64)
+
+    @numba.njit(inline="always")
+    def bits_float(i):
+        """The float64 whose IEEE-754 bits are the int64 ``i`` (a register move)."""
+        return _bitcast(i, np.float64)
 
     @numba.njit(inline="always")
     def borrow(arr):

@@ -16,6 +16,7 @@ from numba import types as t
 
 from ._jit import kernel
 from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
+from .power import exp_not_positive, log_at_least_one
 from .rng import rng_rademacher
 from .state import (
     BEST, DELTA, GRAD, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION, PERIODIC_INDEX,
@@ -68,26 +69,48 @@ def to_user_units(hdr, mat, step, dst):
     to_user(hdr, mat, THETA, DELTA, step, dst)
 
 
-@kernel(t.float64(STATE_TYPE, t.int64), inline=True)
-def _gain_decay(hdr, k):
-    """1 / (k + 1 + A)^alpha, the decaying gain's factor at update ``k``: computed once per k and kept, so that the
-    update finds it ready (see ``spsa_tell``). Mutates: hdr (gain_decay, gain_k). Allocates: nothing."""
-    h = hdr[0]
-    if h["gain_k"] != k:
-        h["gain_decay"] = (k + 1.0 + h["stability"]) ** -h["alpha"]
-        h["gain_k"] = k
-    return h["gain_decay"]
+GAIN, PERTURBATION = 0, 1  # the decaying factors: a's 1 / (k + 1 + A)^alpha and c's 1 / (k + 1)^gamma
 
 
-@kernel(t.float64(STATE_TYPE, t.int64), inline=True)
-def _perturbation_decay(hdr, k):
-    """1 / (k + 1)^gamma, the decaying perturbation's factor after ``k`` updates, computed once per k and kept.
-    Mutates: hdr (perturbation_decay, perturbation_k). Allocates: nothing."""
+@kernel(t.float64(STATE_TYPE, t.int64, t.int64), inline=True)
+def _decay_log(hdr, which, k):
+    """The log of decaying factor ``which`` at update ``k``. Allocates: nothing."""
     h = hdr[0]
-    if h["perturbation_k"] != k:
-        h["perturbation_decay"] = (k + 1.0) ** -h["gamma"]
-        h["perturbation_k"] = k
-    return h["perturbation_decay"]
+    if which == GAIN:
+        return -h["alpha"] * log_at_least_one(k + 1.0 + h["stability"])
+    return -h["gamma"] * log_at_least_one(k + 1.0)
+
+
+@kernel(t.float64(STATE_TYPE, t.int64, t.int64), inline=True)
+def _decay(hdr, which, k):
+    """Decaying factor ``which`` at update ``k``: kept from when it was worked out ahead, else worked out now.
+    Mutates: hdr (decay, decay_k). Allocates: nothing."""
+    h = hdr[0]
+    if h["decay_k"][which] != k:
+        z = h["decay_log"][which] if h["decay_log_k"][which] == k else _decay_log(hdr, which, k)
+        h["decay"][which] = exp_not_positive(z)
+        h["decay_k"][which] = k
+    return h["decay"][which]
+
+
+@kernel(t.void(STATE_TYPE, t.int64, t.int64), inline=True)
+def _decay_ahead(hdr, which, k):
+    """The first half of factor ``which`` at a later update ``k``: its log, kept for ``_decay_finish``. A power is a
+    chain of dependent operations longer than the step can hide; in two halves on two steps, each is hidden.
+    Mutates: hdr (decay_log, decay_log_k). Allocates: nothing."""
+    h = hdr[0]
+    if h["decay_log_k"][which] != k:
+        h["decay_log"][which] = _decay_log(hdr, which, k)
+        h["decay_log_k"][which] = k
+
+
+@kernel(t.void(STATE_TYPE, t.int64), inline=True)
+def _decay_finish(hdr, which):
+    """The second half: the factor from the log ``_decay_ahead`` kept (the factor it replaces has been used).
+    Mutates: hdr (decay, decay_k). Allocates: nothing."""
+    k = hdr[0]["decay_log_k"][which]
+    if k >= 0:
+        _decay(hdr, which, k)
 
 
 @kernel(t.int64(STATE_TYPE, MAT_TYPE), inline=True)
@@ -109,7 +132,9 @@ def spsa_ask(hdr, mat):
         elif h["constant_gains"] != 0:
             c_k = h["c"]
         else:
-            c_k = h["c"] * _perturbation_decay(hdr, h["k"])
+            k = h["k"]
+            c_k = h["c"] * _decay(hdr, PERTURBATION, k)
+            _decay_ahead(hdr, PERTURBATION, k + 1 if h["i_average"] + 1 >= h["n_average"] else k)  # the next pair's
         h["c_k"] = c_k
         # a log-scale integer's step, in unit-cube terms, depends on where theta is: size its floor there
         for j in range(h["n_log"]):
@@ -142,7 +167,7 @@ def _step_gain(hdr):
     a_k = h["a"] * (1.0 / h["n_average"])
     if h["constant_gains"] != 0:
         return a_k
-    return a_k * _gain_decay(hdr, h["k"])
+    return a_k * _decay(hdr, GAIN, h["k"])
 
 
 @kernel(t.void(STATE_TYPE, t.float64), inline=True)
@@ -222,6 +247,8 @@ def _spsa_accumulate(hdr, mat, y_minus):
         mat[THETA, i] = min(max(mat[THETA, i] - _move(a_k, mat[GRAD, i], limit), 0.0), 1.0)
         mat[GRAD, i] = 0.0
     h["k"] += 1
+    if h["constant_gains"] == 0:
+        _decay_ahead(hdr, GAIN, h["k"])  # the next update's
 
 
 @kernel(t.float64(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
@@ -253,10 +280,9 @@ def spsa_tell(hdr, mat, value):
     if h["phase"] == 0:
         h["y_plus"] = y
         h["phase"] = 1
-        if h["constant_gains"] == 0:  # the pair's second step has the update and the next pair's ask to do: work out
-            k = h["k"]                # their decaying factors now, while nothing waits on them (a power each, ~30 ns)
-            _gain_decay(hdr, k)
-            _perturbation_decay(hdr, k + 1 if h["i_average"] + 1 >= h["n_average"] else k)
+        if h["constant_gains"] == 0:  # the factors whose logs the pair's ask and the last update worked out
+            _decay_finish(hdr, GAIN)
+            _decay_finish(hdr, PERTURBATION)
     else:
         h["phase"] = 0
         _spsa_accumulate(hdr, mat, y)

@@ -36,7 +36,7 @@ def rows_of(state, rows, width):
     return buf[start:start + rows * width].reshape(rows, width)
 
 
-MAGIC = 0x6172716F6E5F5335  # "arqon_S5": marks a buffer built by new_state; the digit is the layout version
+MAGIC = 0x6172716F6E5F5336  # "arqon_S6": marks a buffer built by new_state; the digit is the layout version
 
 _FIELDS = [
     ("magic", np.int64),
@@ -81,8 +81,10 @@ _FIELDS = [
     ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
     ("adapt_c", np.int64),  # SPSA: 1 sizes the perturbation from the measured noise and curvature, 0 keeps c's schedule
     ("n_pairs", np.int64),  # SPSA: pairs measured (the perturbation alternates between c(1 + w) and c(1 - w) with it)
-    ("gain_k", np.int64),  # SPSA decaying gains: the k that gain_decay was computed for (-1: none)
-    ("perturbation_k", np.int64),  # ... and the k that perturbation_decay was computed for (-1: none)
+    # SPSA decaying gains, [GAIN] for a's 1 / (k + 1 + A)^alpha and [PERTURBATION] for c's 1 / (k + 1)^gamma, worked out
+    # over two steps ahead of their use (see spsa.py): the k of each ``decay`` and of each ``decay_log`` (-1: none)
+    ("decay_k", np.int64, (2,)),
+    ("decay_log_k", np.int64, (2,)),
     ("r_pop", np.int64),  # row offsets of the strategy's blocks (see the strategy modules)
     ("r_user", np.int64),
     ("r_z", np.int64),
@@ -112,8 +114,8 @@ _FIELDS = [
     ("max_step", np.float64),  # largest move of one coordinate per update, unit-cube coordinates
     ("calibrate_max", np.float64),  # largest mean |gradient| over the calibration updates so far
     ("c_k", np.float64),  # perturbation size of the current pair
-    ("gain_decay", np.float64),  # 1 / (gain_k + 1 + A)^alpha, computed a step ahead of the update that uses it
-    ("perturbation_decay", np.float64),  # 1 / (perturbation_k + 1)^gamma, computed a step ahead of the pair using it
+    ("decay", np.float64, (2,)),  # the factors at decay_k
+    ("decay_log", np.float64, (2,)),  # their logs at decay_log_k, the first half of the work
     ("pair_mean", np.float64),  # adaptive perturbation: signed mean value of the last pair
     ("pair_mean_before", np.float64),  # ... and of the pair before it
     ("log_noise", np.float64),  # running mean of the log squared noise in the pair means' second differences
@@ -174,7 +176,7 @@ def new_state(d, rows=ROWS, n_vec=1):
     state = allocate(HEADER, rows, d, n_vec)
     h = state[0]
     h["magic"], h["d"], h["rows"], h["n_vec"] = MAGIC, d, rows, n_vec
-    h["gain_k"] = h["perturbation_k"] = -1
+    h["decay_k"][:] = h["decay_log_k"][:] = -1
     return state
 
 

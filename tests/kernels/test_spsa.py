@@ -51,10 +51,12 @@ def test_matches_reference_over_pairs(name):
 
 
 @pytest.mark.parametrize("reopen_at_phase", [0, 1])
-def test_decaying_gains_restart_exactly_when_exploration_reopens(reopen_at_phase):
-    """The decaying factors are worked out a step ahead of the update and the ask that use them: a reopen (k back to
-    0), between pairs or with a pair in flight, must not leave the factors of the old k in use."""
-    cfg = arqon.load_config(CASES["decaying"])
+@pytest.mark.parametrize("name", ["decaying", "averaged"])
+def test_decaying_gains_restart_exactly_when_exploration_reopens(name, reopen_at_phase):
+    """The decaying factors are worked out ahead of the update and the ask that use them, in two halves on two steps:
+    a reopen (k back to 0), between pairs or with a pair in flight, with or without averaging, must not leave the
+    factors of the old k in use."""
+    cfg = arqon.load_config(CASES[name])
     tuner, ref = arqon.Tuner(cfg), ReferenceSpsa(cfg)
     for i in range(60):
         if i == 40 and reopen_at_phase == 0:
@@ -73,7 +75,7 @@ def test_decaying_gains_restart_exactly_when_exploration_reopens(reopen_at_phase
         tuner.tell(y_minus)
         ref.update(y_plus, y_minus)
         np.testing.assert_allclose(list(tuner.recommend().values()), ref.recommend(), rtol=1e-9, atol=1e-12)
-    assert tuner.state[0]["k"] == 20
+    assert tuner.state[0]["k"] == ref.k == {"decaying": 20, "averaged": 7}[name]
 
 
 def test_budget_is_respected_exactly():
