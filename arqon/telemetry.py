@@ -375,6 +375,12 @@ def _build_state(config: TelemetryConfig) -> np.ndarray:
         r["alpha"] = 1.0 - 0.5 ** (1.0 / m.half_life)
         r["n_q"] = len(m.quantiles)
         r["q_p"][: len(m.quantiles)] = m.quantiles
+        distinct = sorted(set(m.quantiles))  # the estimates share one extended P-square's markers
+        dn = [0.0, *(x for lo, p in zip([0.0, *distinct], distinct) for x in ((lo + p) / 2, p)), (distinct[-1] + 1) / 2,
+              1.0] if distinct else []
+        r["n_markers"] = len(dn)
+        r["q_dn"][: len(dn)] = dn
+        r["q_marker"][: len(m.quantiles)] = [2 * distinct.index(p) + 2 for p in m.quantiles]
         r["sketch"], r["n_buckets"], r["key_offset"] = int(m.sketch), buckets, offset
         r["gamma"], r["inv_log_gamma"], r["min_value"] = gamma, 1.0 / math.log(gamma), m.smallest
         r["last_drift"] = -1

@@ -52,7 +52,7 @@ def quantile_accuracy(n: int, seeds: range) -> list[tuple[str, float, float, flo
         p2 = tel.summary("m").quantiles
         for q in (0.5, 0.99, 0.999):
             exact = np.quantile(x, q)
-            errors.setdefault(("P-square", q), []).append(abs(p2[q] / exact - 1))
+            errors.setdefault(("P-square (shared markers)", q), []).append(abs(p2[q] / exact - 1))
             lower = np.quantile(x, q, method="lower")  # the rank the sketch's guarantee is stated for
             errors.setdefault(("sketch (accuracy 0.01)", q), []).append(abs(tel.quantile("m", q) / lower - 1))
     return [(name, q, float(np.median(e)), float(np.max(e))) for (name, q), e in errors.items()]

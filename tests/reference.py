@@ -158,31 +158,38 @@ class ReferenceSpsa:
 
 
 class ReferenceP2:
-    """The P-square estimator of one quantile as published (Jain and Chlamtac, 1985): desired positions accumulated
-    by their increments, markers adjusted in order with the piecewise-parabolic formula or, failing it, linearly."""
+    """The P-square estimator as published: Jain and Chlamtac (1985) for one quantile, extended by Raatikainen (1987) to
+    several sharing their markers (the quantiles, a marker halfway between neighbours, the extremes). Desired positions
+    are accumulated by their increments; markers are adjusted in order with the piecewise-parabolic formula or,
+    failing it, linearly."""
 
-    def __init__(self, p):
-        self.p, self.q, self.n = p, [], [1, 2, 3, 4, 5]
-        self.want = [1, 1 + 2 * p, 1 + 4 * p, 3 + 2 * p, 5]
-        self.dn = [0, p / 2, p, (1 + p) / 2, 1]
+    def __init__(self, *ps):
+        self.ps = sorted(set(ps))
+        self.dn = [0.0]
+        for lo, p in zip([0.0, *self.ps], self.ps):
+            self.dn += [(lo + p) / 2, p]
+        self.dn += [(self.ps[-1] + 1) / 2, 1.0]
+        self.m = len(self.dn)
+        self.q, self.n = [], list(range(1, self.m + 1))
+        self.want = [1 + (self.m - 1) * d for d in self.dn]
 
     def add(self, x):
-        q, n = self.q, self.n
-        if len(q) < 5:
+        q, n, m = self.q, self.n, self.m
+        if len(q) < m:
             q.append(x)
             q.sort()
             return
         if x < q[0]:
             q[0], k = x, 0
-        elif x >= q[4]:
-            q[4], k = x, 3
+        elif x >= q[m - 1]:
+            q[m - 1], k = x, m - 2
         else:
-            k = next(i for i in range(4) if q[i] <= x < q[i + 1])
-        for i in range(k + 1, 5):
+            k = next(i for i in range(m - 1) if q[i] <= x < q[i + 1])
+        for i in range(k + 1, m):
             n[i] += 1
-        for i in range(5):
+        for i in range(m):
             self.want[i] += self.dn[i]
-        for i in (1, 2, 3):
+        for i in range(1, m - 1):
             d = self.want[i] - n[i]
             if (d >= 1 and n[i + 1] - n[i] > 1) or (d <= -1 and n[i - 1] - n[i] < -1):
                 s = 1 if d > 0 else -1
@@ -195,10 +202,11 @@ class ReferenceP2:
                     q[i] = q[i] + s * (q[i + s] - q[i]) / (n[i + s] - n[i])
                 n[i] += s
 
-    def estimate(self):
-        if len(self.q) < 5:  # interpolated between the sorted samples, as the kernel does
-            return float(np.quantile(self.q, self.p)) if self.q else math.nan
-        return self.q[2]
+    def estimate(self, p=None):
+        p = self.ps[0] if p is None else p
+        if len(self.q) < self.m:  # interpolated between the sorted samples, as the kernel does
+            return float(np.quantile(self.q, p)) if self.q else math.nan
+        return self.q[2 * self.ps.index(p) + 2]
 
 
 def reference_cusum(values, warmup, allowance, threshold, page_hinkley=False):

@@ -60,6 +60,24 @@ def test_p2_equals_the_published_algorithm(p, seed):
             assert tel.summary("m").quantiles[p] == pytest.approx(ref.estimate(), rel=1e-12), n
 
 
+@pytest.mark.parametrize("ps", [[0.25, 0.5, 0.75], [0.75, 0.125, 0.5], [0.5, 0.5], [0.875, 0.25]])
+def test_shared_markers_equal_the_published_extended_algorithm(ps):
+    """Several estimates share one set of markers (Raatikainen's extended P-square), whatever order the config lists
+    them in and with a probability listed twice; with binary-exact probabilities every decision equals the
+    published algorithm's."""
+    x = np.random.default_rng(11).lognormal(0.0, 1.0, 20_000)
+    tel = _telemetry(quantiles=ps)
+    ref = ReferenceP2(*ps)
+    for n, v in enumerate(x, 1):
+        tel.emit("m", v)
+        ref.add(v)
+        if n in (1, 4, 8, 9, 10, 11, 100, 20_000):
+            quantiles = tel.summary("m").quantiles
+            assert list(quantiles) == list(dict.fromkeys(ps))
+            for p in ps:
+                assert quantiles[p] == pytest.approx(ref.estimate(p), rel=1e-12), (n, p)
+
+
 @pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
 def test_p2_tracks_the_published_algorithm_for_inexact_probabilities(p):
     x = np.random.default_rng(5).lognormal(0.0, 1.0, 50_000)
