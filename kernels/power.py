@@ -4,9 +4,11 @@ log: x = 2^e m with m in [1, 2); m times the reciprocal of the nearest of 128 ce
 so log x = e log 2 + log c_j + log1p(r), where six terms of log1p's series leave less than 1e-17.
 exp: z = (128 n + j) log(2) / 128 + s with |s| <= log(2) / 256, and exp z = 2^n 2^(j/128) exp(s) (five terms), the 2^n
 added straight into the exponent bits.
-Each is a dependency chain about half as long as a library ``pow``, so a step can hide one behind its other work (the
-SPSA step does the log on one step and the exp on the next). Only + - * and table loads: the same result in every
-process and on every machine. Powers made of them are within 2e-14 of the correctly rounded x^-p (tests).
+A whole power is a longer chain of dependent operations than a step can hide behind its other work; the SPSA step
+does the log on one step and the exp on the next (d = 16: 41 ns with the library ``pow``, 43 with these two on one
+step, 34 split over two, 37 with the library's log and exp split the same way). Only + - * and table loads: the same
+result in every process and on every machine. Tests hold the log within 3 ulps, the exp within 4 and the powers made
+of them within 3e-14 of the exact values.
 """
 
 import numpy as np
