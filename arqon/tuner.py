@@ -6,6 +6,7 @@ import math
 import attrs
 import numpy as np
 
+from arqon._fastcall import fast_step
 from arqon.config import Config, load_config
 from arqon.kernels import api, matrix, new_state, rng_seed
 from arqon.kernels._jit import entry_point
@@ -158,6 +159,21 @@ def build_state(config: Config) -> np.ndarray:
 _STRATEGY_CODES = {"spsa": SPSA, "es": ES, "pbt": PBT, "cmaes": CMAES}
 
 
+def _checked_step(address: int, x: np.ndarray):
+    """``step(value)`` on the state at ``address`` for any real ``value``, returning ``x``: the Python path behind
+    ``Tuner.step`` (which takes exact floats itself). It holds no reference to the tuner, so the two form no cycle."""
+
+    def step(value):
+        try:
+            _STEP_AT(address, value + 0.0)  # + 0.0: Numba would parse a str
+        except TypeError:
+            raise TypeError(_not_a_number(value)) from None
+        return x
+
+    step.__qualname__ = "Tuner.step"  # what a wrong call's TypeError names
+    return step
+
+
 class Tuner:
     """Ask/tell tuner over a config's parameters.
 
@@ -166,7 +182,16 @@ class Tuner:
     be passed to ``arqon.kernels.ask/tell/step`` inside the user's own ``@njit`` code.
     """
 
-    __slots__ = ("config", "_state", "names", "_mat", "_x", "_address")
+    __slots__ = {
+        "config": "The config, validated (``arqon.Config``).",
+        "names": "The parameter names in declaration order: the order of every params vector.",
+        "step": """step(value) -> np.ndarray
+
+        Tell ``value`` and return the next proposal, in one kernel call. A rejected value returns the same proposal
+        again; once the budget is spent it returns the best params. ``last_status`` says which. A builtin function
+        bound to this tuner's state (see ``arqon._fastcall``): a call with a ``float`` costs no Python frame.""",
+        "_state": None, "_mat": None, "_x": None,
+    }
 
     def __init__(self, config):
         self.config = load_config(config)
@@ -174,7 +199,7 @@ class Tuner:
         self.names = self.config.names
         self._mat = matrix(self._state)
         self._x = self._mat[X]
-        self._address = self._state.ctypes.data  # step() passes this rather than the array: cheaper; self holds it
+        self.step = fast_step(self._state.ctypes.data, self._x, _checked_step(self._state.ctypes.data, self._x))
 
     @property
     def state(self) -> np.ndarray:
@@ -196,15 +221,6 @@ class Tuner:
             return Status(_TELL(self._state, value + 0.0))  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
-
-    def step(self, value) -> np.ndarray:
-        """Tell ``value`` and return the next proposal, in one kernel call. A rejected value returns the same proposal
-        again; once the budget is spent it returns the best params. ``last_status`` says which."""
-        try:
-            _STEP_AT(self._address, value + 0.0)  # + 0.0: Numba would parse a str
-        except TypeError:
-            raise TypeError(_not_a_number(value)) from None
-        return self._x
 
     def ask_batch(self) -> np.ndarray:
         """The proposals to evaluate next, one per row (a view of the state; user units, declaration order): every

@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import sys
+import types
 import typing
 
 import msgspec
@@ -123,6 +124,11 @@ def members(cls) -> list[str]:
             lines.append(f"- **`{signature(name, attr.__func__, method)}`**: {doc(attr.__func__)}".rstrip())
         elif inspect.isfunction(attr):
             lines.append(f"- **`{signature(name, attr, method=True)}`**: {doc(attr)}".rstrip())
+        elif isinstance(attr, types.MemberDescriptorType) and inspect.getdoc(attr):
+            # a slot; one holding a function documents it as "name(params)\n\nwhat it does"
+            head, _, rest = inspect.getdoc(attr).partition("\n\n")
+            text = f"- **`{head}`**: {rest}" if head.startswith(f"{name}(") else f"- **`{name}`**: {head}"
+            lines.append(text.rstrip())
     return [line.replace("\n", "\n  ") for line in lines]
 
 

@@ -8,6 +8,7 @@ import textwrap
 import tracemalloc
 
 import numba
+import numpy as np
 import pytest
 
 import arqon
@@ -154,14 +155,15 @@ def test_python_emit_does_not_grow_memory():
 
 
 @needs_jit
+@pytest.mark.parametrize("value_type", [float, np.float64])  # Tuner.step's builtin path and its checked path
 @pytest.mark.parametrize("strategy,d", STRATEGIES)
-def test_python_step_does_not_grow_memory(strategy, d):
+def test_python_step_does_not_grow_memory(strategy, d, value_type):
     t = arqon.Tuner(space(d, seed=1, strategy=strategy))
     x = [t.ask()]
 
     def run(n):
         for _ in range(n):
-            x[0] = t.step(1.0 + x[0][0])
+            x[0] = t.step(value_type(1.0 + x[0][0]))
 
     kept, top = _bytes_kept(run)
     assert kept == 0, top
