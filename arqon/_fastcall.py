@@ -18,7 +18,7 @@ import sysconfig
 
 import numba
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding as llvm, ir
 from numba import types as t
 from numba.core import cgutils, config
 from numba.extending import intrinsic
@@ -74,6 +74,8 @@ def _word(address):
 
 if AVAILABLE:
     drop_stale_cache(_cache_probe)
+    for _name in ("Py_IncRef", "PyObject_Vectorcall"):  # resolved by address, whatever the platform's linker exports
+        llvm.add_symbol(_name, ctypes.cast(getattr(ctypes.pythonapi, _name), ctypes.c_void_p).value)
 
     @numba.cfunc(t.uintp(t.uintp, t.uintp, t.intp, t.uintp), cache=CACHE, error_model="numpy")
     def _step_entry(closure, args, nargs, kwnames):
