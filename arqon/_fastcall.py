@@ -68,8 +68,9 @@ def _cache_probe():
 
 
 @numba.njit(inline="always")
-def _word(address):
-    return view_at(address, 1, np.uintp)[0]
+def _load(address, dtype):
+    """The ``dtype`` value at ``address``."""
+    return view_at(address, 1, dtype)[0]
 
 
 if AVAILABLE:
@@ -83,10 +84,10 @@ if AVAILABLE:
         a float, proposal view, checked step). Mutates: the state. Allocates: nothing. Returns: a new reference."""
         items = view_at(closure + TUPLE_ITEMS, 3, np.uintp)
         if nargs == 1 and kwnames == 0:
-            value = _word(args)
-            if _word(value + OB_TYPE) == _word(items[0] + OB_TYPE):  # an exact float, like the address
-                address = numba.uintp(view_at(items[0] + FLOAT_VALUE, 1, np.float64)[0])
-                api.step(view_at(address, 1, HEADER), view_at(value + FLOAT_VALUE, 1, np.float64)[0])
+            value = _load(args, np.uintp)
+            if _load(value + OB_TYPE, np.uintp) == _load(items[0] + OB_TYPE, np.uintp):  # an exact float, as items[0]
+                address = numba.uintp(_load(items[0] + FLOAT_VALUE, np.float64))
+                api.step(view_at(address, 1, HEADER), _load(value + FLOAT_VALUE, np.float64))
                 _py_incref(items[1])
                 return items[1]
         return _py_vectorcall(items[2], args, numba.uintp(nargs), kwnames)

@@ -199,7 +199,8 @@ class Tuner:
         self.names = self.config.names
         self._mat = matrix(self._state)
         self._x = self._mat[X]
-        self.step = fast_step(self._state.ctypes.data, self._x, _checked_step(self._state.ctypes.data, self._x))
+        address = self._state.ctypes.data
+        self.step = fast_step(address, self._x, _checked_step(address, self._x))
 
     @property
     def state(self) -> np.ndarray:

@@ -1,5 +1,8 @@
 import importlib.util
+import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -30,3 +33,15 @@ def load_script(path):
     sys.modules[path.stem] = module  # numba's cache locates cache=True functions through the module
     spec.loader.exec_module(module)
     return module
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_in_fresh_process(code, env=None):
+    """Run Python ``code`` (dedented) in a new interpreter from the project root, with ``env`` added to this
+    process's environment; return its standard output (the test fails, showing its stderr, if it exits non-zero)."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, **(env or {})}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out.stdout

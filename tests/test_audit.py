@@ -20,8 +20,8 @@ import arqon
 from arqon.audit import FRAME_MAGIC, AuditLog, LogCorrupt, read_log, replay
 from arqon.cli import main as cli
 from arqon.kernels import audit as audit_kernels
+from tests.conftest import ROOT, run_in_fresh_process
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = {"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(5)]
           + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}, {"name": "n", "min": 1, "max": 9, "integer": True}]}
 
@@ -55,10 +55,7 @@ def test_replay_in_a_fresh_process_is_bit_identical_over_seeds(tmp_path, capsys)
         results = [replay(p) for p in {[str(p) for p in paths]}]
         print(json.dumps([attrs.asdict(r) | {{"identical": r.identical}} for r in results]))
     """
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr
-    results = json.loads(out.stdout)
+    results = json.loads(run_in_fresh_process(code))
     assert [r["identical"] for r in results] == [True] * 10
     assert {r["events"] for r in results} == {100_000 + 100_000 // 3 + 2}  # every step, and an ask after each tell
     assert len(read_log(paths[0]).segments) > 1  # rotation happened and the chain crossed segments
@@ -294,10 +291,7 @@ def test_audited_step_allocates_nothing():
         boundary = allocs(0)
         print(allocs(100_000) - boundary)
     """
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "NUMBA_NRT_STATS": "1"}, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout) == 0
+    assert int(run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"})) == 0
 
 
 def test_throughput_script_measures_every_setting(tmp_path, capsys):

@@ -1,10 +1,7 @@
 """Contracts of the hot path: no allocation, determinism in fresh processes, cache use, a light kernel import."""
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 import tracemalloc
 
 import numba
@@ -13,10 +10,9 @@ import pytest
 
 import arqon
 from arqon.kernels import ask, proposal, step
-from tests.conftest import space, sphere
+from tests.conftest import run_in_fresh_process, space, sphere
 
 needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="measures compiled code")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @numba.njit
@@ -28,13 +24,6 @@ def _loop(state, n):
         for j in range(x.shape[0]):
             y += (x[j] - 0.3) ** 2
         step(state, y)
-
-
-def _run_in_fresh_process(code, env=None):
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, **(env or {})}, timeout=600)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 STRATEGIES = [("spsa", 16), ("es", 16), ("pbt", 16), ("cmaes", 16), ("cmaes", 4)]  # cmaes at d = 4: with its model
@@ -59,7 +48,7 @@ def test_njit_step_allocates_nothing(strategy, d):
         boundary = allocs(0)  # one meminfo per array crossing the Python boundary
         print(allocs(100_000)[0] - boundary[0], allocs(100_000)[1] - boundary[1])
     """
-    allocated, freed = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    allocated, freed = map(int, run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
     assert allocated == 0 and freed == 0
 
 
@@ -88,7 +77,7 @@ def test_guard_kernels_allocate_nothing():
               allocs(observe_loop, ex.state, metrics, 200_000, 100_000) - boundary[1], ex.counters()["applied"],
               ex.counters()["rollbacks"])
     """
-    offers, observes, applied, rollbacks = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    offers, observes, applied, rollbacks = map(int, run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
     assert offers == 0 and observes == 0 and applied > 50_000 and rollbacks > 0
 
 
@@ -123,7 +112,7 @@ def test_telemetry_kernels_allocate_nothing():
         boundary = allocs(0)
         print(allocs(150_000) - boundary, tel.generation, tel.summary("lat").drifts)
     """
-    allocated, generations, drifts = map(int, _run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
+    allocated, generations, drifts = map(int, run_in_fresh_process(code, {"NUMBA_NRT_STATS": "1"}).split())
     assert allocated == 0 and generations > 10_000 and drifts >= 1
 
 
@@ -203,8 +192,8 @@ _SEQUENCE = """
 @pytest.mark.parametrize("strategy", ["spsa", "es", "pbt", "cmaes"])
 def test_same_seed_same_proposals_from_python_and_njit_in_fresh_processes(strategy):
     code = _SEQUENCE.replace("STRATEGY", strategy)
-    python_1, njit_1 = json.loads(_run_in_fresh_process(code))
-    python_2, njit_2 = json.loads(_run_in_fresh_process(code, {"ARQON_JIT_CACHE": "0"}))
+    python_1, njit_1 = json.loads(run_in_fresh_process(code))
+    python_2, njit_2 = json.loads(run_in_fresh_process(code, {"ARQON_JIT_CACHE": "0"}))
     assert python_1 == njit_1 == python_2 == njit_2  # bit-identical, with and without the on-disk cache
     distinct = len({tuple(v) for v in python_1})  # and it is really exploring (PBT re-measures kept members)
     assert distinct > (60 if strategy == "pbt" else 200)
@@ -230,7 +219,7 @@ def test_kernels_import_without_the_shell():
         import arqon.kernels
         print(",".join(sorted(m for m in ("msgspec", "attrs", "arqon.config", "arqon.tuner") if m in sys.modules)))
     """
-    assert _run_in_fresh_process(code).strip() == ""
+    assert run_in_fresh_process(code).strip() == ""
 
 
 @needs_jit
@@ -246,8 +235,8 @@ def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
         print(sum(sum(k.stats.cache_hits.values()) for k in kernels), sum(sum(k.stats.cache_misses.values()) for k in kernels))
     """
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    _run_in_fresh_process(code, env)  # fills the cache (or hits an editable install's __pycache__)
-    hits, misses = map(int, _run_in_fresh_process(code, env).split())
+    run_in_fresh_process(code, env)  # fills the cache (or hits an editable install's __pycache__)
+    hits, misses = map(int, run_in_fresh_process(code, env).split())
     assert hits == 5 and misses == 0
 
 
@@ -259,12 +248,12 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
         print(sum(api.step.stats.cache_hits.values()))
     """
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    _run_in_fresh_process(code, env)
-    assert _run_in_fresh_process(code, env).strip() == "1"  # warm
+    run_in_fresh_process(code, env)
+    assert run_in_fresh_process(code, env).strip() == "1"  # warm
     (stamp,) = tmp_path.rglob("arqon-kernels.sha256")
     stamp.write_text("sources as they were before an edit")
-    assert _run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
-    assert _run_in_fresh_process(code, env).strip() == "1"
+    assert run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
+    assert run_in_fresh_process(code, env).strip() == "1"
 
 
 def test_cached_callers_outside_the_kernels_are_dropped_too(tmp_path):
@@ -276,10 +265,10 @@ def test_cached_callers_outside_the_kernels_are_dropped_too(tmp_path):
         print(sum(contracts.njit_steps.stats.cache_hits.values()))
     """
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    _run_in_fresh_process(code, env)
-    assert _run_in_fresh_process(code, env).strip() == "1"  # warm
+    run_in_fresh_process(code, env)
+    assert run_in_fresh_process(code, env).strip() == "1"  # warm
     stamps = list(tmp_path.rglob("arqon-kernels.sha256"))
     assert len(stamps) >= 2  # the kernels' cache folder and the contracts' one
     for stamp in stamps:
         stamp.write_text("sources as they were before an edit")
-    assert _run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded
+    assert run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded

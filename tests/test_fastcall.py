@@ -2,8 +2,6 @@
 function, no reference leaked, and the fast path really in use where it is available."""
 
 import gc
-import os
-import subprocess
 import sys
 import types
 
@@ -14,21 +12,15 @@ import pytest
 import arqon
 from arqon import _fastcall
 from arqon.kernels import ask, proposal, step
-from tests.conftest import space
+from tests.conftest import run_in_fresh_process, space
 
 STRATEGIES = ["spsa", "es", "pbt", "cmaes"]
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@numba.njit
-def _kernel_step(state, value):
-    return step(state, value)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_kind_of_value_steps_as_the_kernel_does(strategy):
     """Exact floats take the fast path, the rest the checked one; a twin state stepped by the @njit kernel is the
-    reference, state bytes and statuses both."""
+    reference (the @njit kernel called through its dispatcher), state bytes and statuses both."""
     fast, twin = arqon.Tuner(space(6, seed=3, strategy=strategy)), arqon.Tuner(space(6, seed=3, strategy=strategy))
     fast.ask()
     ask(twin.state)
@@ -38,7 +30,7 @@ def test_every_kind_of_value_steps_as_the_kernel_does(strategy):
         raw = float(rng.normal(1.0, 1.0)) if i % 50 else [np.nan, np.inf][i // 50 % 2]
         value = kinds[i % len(kinds)](raw) if np.isfinite(raw) else raw
         x = fast.step(value)
-        status = _kernel_step(twin.state, float(value))
+        status = step(twin.state, float(value))
         assert fast.last_status == status
         assert np.shares_memory(x, fast.state.base)
         np.testing.assert_array_equal(x, proposal(twin.state))
@@ -93,7 +85,4 @@ def test_the_fast_path_is_in_use_on_this_interpreter():
 def test_without_the_jit_step_is_the_checked_python_function():
     code = ("import arqon, types; t = arqon.Tuner({'params': [{'name': 'a', 'min': 0, 'max': 1}], 'seed': 1}); "
             "x = t.step(1.0); assert isinstance(t.step, types.FunctionType), type(t.step); print(x.tolist())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert len(eval(out.stdout)) == 1
+    assert len(eval(run_in_fresh_process(code, {"NUMBA_DISABLE_JIT": "1"}))) == 1
