@@ -109,22 +109,45 @@ def buckets_of(tel):
 
 
 @numba.njit(inline="always")
-def _p2_adjust(q, n, i, low, high, gap):
-    """Move marker ``i`` one position toward its desired one (``gap`` away) when its neighbours (at positions ``low``
-    and ``high``) leave room: height by the P-square parabola, or linearly when that leaves the bracket."""
-    below, above = n[i] - low, high - n[i]
-    if gap >= 1.0 and above > 1.0:
-        rise_above, rise_below = q[i + 1] - q[i], q[i] - q[i - 1]
-        h = q[i] + ((below + 1.0) * rise_above * below + (above - 1.0) * rise_below * above) / (
-            (above + below) * above * below)
-        q[i] = h if q[i - 1] < h < q[i + 1] else q[i] + rise_above / above
-        n[i] += 1.0
-    elif gap <= -1.0 and below > 1.0:
-        rise_above, rise_below = q[i + 1] - q[i], q[i] - q[i - 1]
-        h = q[i] - ((below - 1.0) * rise_above * below + (above + 1.0) * rise_below * above) / (
-            (above + below) * above * below)
-        q[i] = h if q[i - 1] < h < q[i + 1] else q[i] - rise_below / below
-        n[i] -= 1.0
+def _p2_marker(q, n, dn, x, steps, top, i, low, here):
+    """Middle marker ``i`` for sample ``x``. Its position ``here`` already counts x; count x in marker i+1's position
+    too (unless it is the top marker, already set), then move marker i one position toward its desired one
+    ``1 + steps * dn[i]`` when that is a whole position or more away and its neighbours (marker i-1 at ``low``) leave
+    room: its height by the P-square parabola, or linearly when that leaves the bracket. One branch for both
+    directions, the direction ``s`` a factor (the same roundings as the two textbook formulas).
+    Mutates: q[i], n[i]. Returns: (marker i's position, marker i+1's)."""
+    high = n[i + 1] + (1.0 if (x < q[i + 1] and i + 1 < top) else 0.0)
+    gap = 1.0 + steps * dn[i] - here
+    if abs(gap) >= 1.0:
+        below, above = here - low, high - here
+        up = gap > 0.0
+        if (above if up else below) > 1.0:
+            s = 1.0 if up else -1.0
+            rise_above, rise_below = q[i + 1] - q[i], q[i] - q[i - 1]
+            h = q[i] + s * ((below + s) * rise_above * below + (above - s) * rise_below * above) / (
+                (above + below) * above * below)
+            q[i] = h if q[i - 1] < h < q[i + 1] else q[i] + (
+                rise_above if up else -rise_below) / (above if up else below)  # linear: toward the neighbour
+            here += s
+    n[i] = here
+    return here, high
+
+
+@numba.njit(inline="always")
+def _p2_markers(q, n, dn, x, steps, top):
+    """Count ``x`` in the positions of the middle markers below ``top`` (4, 6 or 8: a constant at each call site) and
+    adjust them in order. Written out rather than looped, so each marker's move is a branch of its own for the
+    predictor: 2 ns less per sample for seven markers. Mutates: q, n."""
+    low, here = n[0], n[1] + (1.0 if x < q[1] else 0.0)
+    low, here = _p2_marker(q, n, dn, x, steps, top, 1, low, here)
+    low, here = _p2_marker(q, n, dn, x, steps, top, 2, low, here)
+    low, here = _p2_marker(q, n, dn, x, steps, top, 3, low, here)
+    if top > 4:
+        low, here = _p2_marker(q, n, dn, x, steps, top, 4, low, here)
+        low, here = _p2_marker(q, n, dn, x, steps, top, 5, low, here)
+        if top > 6:
+            low, here = _p2_marker(q, n, dn, x, steps, top, 6, low, here)
+            _p2_marker(q, n, dn, x, steps, top, 7, low, here)
 
 
 @kernel(t.void(METRIC_TYPE, t.int64, t.float64), inline=True)
@@ -157,20 +180,16 @@ def p2_add(rec, count, x):
         q[0] = x
     if x > q[top]:
         q[top] = x
-    for i in range(1, N_MARKERS - 1):  # a constant trip count and no test per slot (slots past the top marker are
-        n[i] += 1.0 if x < q[i] else 0.0  # counted too but never read): 1 ns less than a loop to the top marker
     last = np.float64(count)
     n[top] = last
     steps = last - 1.0
-    if top == N_MARKERS - 1:  # 3, 2 or 1 estimates: 9, 7 or 5 markers, each loop of a constant length (2 ns less)
-        for i in range(1, N_MARKERS - 1):
-            _p2_adjust(q, n, i, n[i - 1], n[i + 1], 1.0 + steps * dn[i] - n[i])
+    # 3, 2 or 1 estimates: 9, 7 or 5 markers, the count a constant in each copy (7 ns less than one read at run time)
+    if top == N_MARKERS - 1:
+        _p2_markers(q, n, dn, x, steps, N_MARKERS - 1)
     elif top == N_MARKERS - 3:
-        for i in range(1, N_MARKERS - 3):
-            _p2_adjust(q, n, i, n[i - 1], n[i + 1], 1.0 + steps * dn[i] - n[i])
+        _p2_markers(q, n, dn, x, steps, N_MARKERS - 3)
     else:
-        for i in range(1, N_MARKERS - 5):
-            _p2_adjust(q, n, i, n[i - 1], n[i + 1], 1.0 + steps * dn[i] - n[i])
+        _p2_markers(q, n, dn, x, steps, N_MARKERS - 5)
 
 
 @kernel(t.float64(METRIC_TYPE, t.int64), inline=True)
