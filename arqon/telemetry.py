@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
 import sys
 from multiprocessing import resource_tracker, shared_memory
@@ -16,6 +17,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
+from arqon._fastcall import fast_emit
 from arqon.config import ConfigError, Name, _Struct, check_unique_names, decode
 from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats as stats_kernels
@@ -236,11 +238,65 @@ class Summary:
     last_drift: int  # step of the last detection (-1: none)
 
 
+def _metric_index(names, ids, metric) -> int:
+    """The index of ``metric`` (a name or an index into ``names``; ``ids``: name -> index); a KeyError or TypeError
+    saying why not."""
+    if isinstance(metric, str):
+        try:
+            return ids[metric]
+        except KeyError:
+            raise KeyError(f"unknown metric {metric!r}; known: {', '.join(names)}") from None
+    if not isinstance(metric, (int, np.integer)):
+        raise TypeError(f"metric must be a name or an index, got {type(metric).__name__}")
+    if not 0 <= metric < len(names):
+        raise KeyError(f"metric index {metric} out of range 0..{len(names) - 1}")
+    return int(metric)
+
+
+def _checked_emit(state, ring_header, names, ids, next_step):
+    """``Telemetry.emit`` as a Python function (see its slot's docstring), which converts its arguments or raises.
+    It holds the arrays the builtin emit reads (state, ring header, step counter), not the telemetry: no cycle, and a
+    kept ``emit`` stays valid after the telemetry is dropped."""
+    address, ring_address = state.ctypes.data, ring_header.ctypes.data
+
+    def emit(metric, value, step=None):
+        index = ids.get(metric, -1) if metric.__class__ is str else _metric_index(names, ids, metric)
+        try:
+            at = next_step[0] if step is None else operator.index(step)
+        except TypeError:
+            raise TypeError(f"step must be an integer, got {type(step).__name__}") from None
+        if not -2**63 <= at < 2**63 - 1:
+            raise OverflowError(f"step must be an int64 below 2**63 - 1, got {step}")
+        try:
+            flags = _EMIT_AT(address, ring_address, index, value + 0.0, at)
+        except TypeError:
+            raise TypeError(f"value must be a real number, got {type(value).__name__}") from None
+        if flags & _BAD_STATE:
+            _metric_index(names, ids, metric)  # raises the clear error for an unknown metric
+        next_step[0] = at + 1
+        return flags
+
+    emit.__qualname__ = "Telemetry.emit"
+    emit.memory = (state, ring_header)  # what the two addresses point into, kept alive as long as emit is
+    return emit
+
+
 class Telemetry:
     """Per-metric statistics over a ring: ``emit`` records a sample (ring record + window statistics + EMA + drift);
     ``summary``, ``quantile`` and ``drift_detected`` read them. ``state`` and ``ring.header`` go to
     ``arqon.kernels.telemetry.emit`` inside @njit code. Samples carry the current ``generation``: after applying a new
     config, call ``new_generation()`` so the old config's samples never count for the new one."""
+
+    __slots__ = {
+        "__dict__": None, "__weakref__": None,
+        "emit": """emit(metric, value, step=None) -> int
+
+        Record one sample of ``metric`` (a name or an index). ``step`` defaults to a counter of emits. Returns status
+        bits as an int (``arqon.Status(flags)`` names them; an int because building the flag object would cost more
+        than the emit): DRIFT when the metric's detector fired, DROPPED when the ring refused the record, NONFINITE
+        when the statistics ignored the value. A builtin function bound to this telemetry (see ``arqon._fastcall``):
+        a call with a name or an int index and a ``float`` costs no Python frame.""",
+    }
 
     def __init__(self, config, ring: Ring | None = None):
         self.config = load_telemetry_config(config)
@@ -253,25 +309,18 @@ class Telemetry:
         self._address, self._ring_address = self.state.ctypes.data, self._ring_header.ctypes.data
         self._records = stats_kernels.metric_records(self.state)
         self._seen_drifts = [0] * len(self.names)
-        self._step = 0
+        self._next_step = np.zeros(1, np.int64)
+        checked = _checked_emit(self.state, self._ring_header, self.names, self._ids, self._next_step)
+        self.emit = fast_emit(self._address, self._ring_address, self._next_step, self.names, checked)
 
     def metric_id(self, metric: str | int) -> int:
         """The index of ``metric`` (a name or an index) in declaration order."""
-        if isinstance(metric, str):
-            try:
-                return self._ids[metric]
-            except KeyError:
-                raise KeyError(f"unknown metric {metric!r}; known: {', '.join(self.names)}") from None
-        if not isinstance(metric, (int, np.integer)):
-            raise TypeError(f"metric must be a name or an index, got {type(metric).__name__}")
-        if not 0 <= metric < len(self.names):
-            raise KeyError(f"metric index {metric} out of range 0..{len(self.names) - 1}")
-        return int(metric)
+        return _metric_index(self.names, self._ids, metric)
 
     @property
     def next_step(self) -> int:
         """The step the next ``emit`` without an explicit step will carry (one past the last emit's)."""
-        return self._step
+        return int(self._next_step[0])
 
     @property
     def generation(self) -> int:
@@ -282,25 +331,6 @@ class Telemetry:
         """Start a new config generation (call after applying a new config); returns it."""
         self.state[0]["generation"] += 1
         return self.generation
-
-    def emit(self, metric: str | int, value: float, step: int | None = None) -> int:
-        """Record one sample of ``metric`` (a name or an index). ``step`` defaults to a counter of emits.
-        Returns status bits as an int (``arqon.Status(flags)`` names them; an int because building the flag object
-        would cost more than the emit): DRIFT when the metric's detector fired, DROPPED when the ring refused the
-        record, NONFINITE when the statistics ignored the value."""
-        if step is None:
-            step = self._step
-        self._step = step + 1
-        index = self._ids.get(metric, -1) if metric.__class__ is str else metric
-        try:
-            flags = _EMIT_AT(self._address, self._ring_address, index, value + 0.0, step)
-        except TypeError:
-            self.metric_id(metric)
-            raise TypeError(f"value must be a real number and step an integer, got {type(value).__name__} and "
-                            f"{type(step).__name__}") from None
-        if flags & _BAD_STATE:
-            self.metric_id(metric)  # raises the clear error for an unknown metric
-        return flags
 
     def stat_args(self, metric: str | int, stat: str) -> tuple[int, int, float]:
         """``metric`` and ``stat`` as the kernels take them: (metric index, stat code, q). Raises a ValueError naming

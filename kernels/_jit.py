@@ -125,7 +125,7 @@ if config.DISABLE_JIT:
     def view_at(address, shape, dtype):
         dtype = np.dtype(dtype)
         size = int(np.prod(shape)) * dtype.itemsize
-        return np.frombuffer((ctypes.c_char * size).from_address(address), dtype).reshape(shape)
+        return np.frombuffer((ctypes.c_char * size).from_address(int(address)), dtype).reshape(shape)
 
 else:
     release_fence = _fence("release")

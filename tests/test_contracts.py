@@ -132,12 +132,14 @@ def _bytes_kept(run, warm=1000, n=100_000):
 
 
 @needs_jit
-def test_python_emit_does_not_grow_memory():
+@pytest.mark.parametrize("checked", [False, True])  # Telemetry.emit's builtin path (a name, a float) and its checked one
+def test_python_emit_does_not_grow_memory(checked):
     tel = arqon.Telemetry({"metrics": [{"name": "lat", "drift": {}}]})
+    kind = np.float64 if checked else float
 
     def run(n):
         for i in range(n):
-            tel.emit("lat", 1.0 + i % 7)
+            tel.emit("lat", kind(1.0 + i % 7))
 
     kept, top = _bytes_kept(run)
     assert kept == 0, top
