@@ -6,14 +6,12 @@ with an address and a value, for a 34 ns step. Here the step is a Numba ``cfunc`
 convention (a pointer to the arguments), made into a builtin function object with ``PyCFunction_NewEx``; its ``self``
 is a tuple (the state's address as a float, the proposal view, the checked step). A call with one exact ``float``
 reads the float, runs the step and returns the proposal view; any other call (an int, a NumPy scalar, a str, a keyword,
-a wrong count) goes to the checked step, which converts, or raises as a Python function would. ``emit`` is built the
-same way: a call with a metric name (an exact ``str``) or index (an exact ``int``) and an exact ``float`` looks the
-metric up in a dict, emits with the telemetry's step counter and returns the flags; any other call (an explicit step, a
-NumPy scalar, an unknown metric) goes to the checked emit.
+a wrong count) goes to the checked step, which converts, or raises as a Python function would. ``Telemetry.emit`` is built
+the same way in ``arqon._fastemit``, which compiles only when a telemetry is made.
 
 It reads CPython objects' memory (a float's value, a tuple's items, an object's type), so it is used only where that
 layout is the one checked here: 64-bit CPython with the GIL, no debug build. Elsewhere, and with ``NUMBA_DISABLE_JIT``,
-``fast_step`` and ``fast_emit`` return the checked functions themselves.
+``fast_step`` (and ``fast_emit``) return the checked functions themselves.
 """
 
 import ctypes
@@ -28,8 +26,6 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 from arqon.kernels import api
-from arqon.kernels import telemetry as tel_kernels
-from arqon.kernels._status import BAD_STATE
 from arqon.kernels._jit import CACHE, drop_stale_cache, view_at
 from arqon.kernels.state import HEADER
 
@@ -95,10 +91,22 @@ def _load(address, dtype):
     return view_at(address, 1, dtype)[0]
 
 
+class _MethodDef(ctypes.Structure):
+    """CPython's PyMethodDef."""
+    _fields_ = [("name", ctypes.c_char_p), ("function", ctypes.c_void_p), ("flags", ctypes.c_int),
+                ("doc", ctypes.c_char_p)]
+
+
+_METH_FASTCALL, _METH_KEYWORDS = 0x80, 0x02
+
+
 if AVAILABLE:
     drop_stale_cache(_cache_probe)
     for _name in ("Py_IncRef", "PyObject_Vectorcall", "PyDict_GetItemWithError", "PyLong_FromLongLong"):  # resolved by address, whatever the platform's linker exports
         llvm.add_symbol(_name, ctypes.cast(getattr(ctypes.pythonapi, _name), ctypes.c_void_p).value)
+    _new_function = ctypes.pythonapi.PyCFunction_NewEx
+    _new_function.restype = ctypes.py_object
+    _new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
 
     @numba.cfunc(t.uintp(t.uintp, t.uintp, t.intp, t.uintp), cache=CACHE, error_model="numpy")
     def _step_entry(closure, args, nargs, kwnames):
@@ -114,42 +122,13 @@ if AVAILABLE:
                 return items[1]
         return _py_vectorcall(items[2], args, numba.uintp(nargs), kwnames)
 
-    @numba.cfunc(t.uintp(t.uintp, t.uintp, t.intp, t.uintp), cache=CACHE, error_model="numpy")
-    def _emit_entry(closure, args, nargs, kwnames):
-        """The METH_FASTCALL | METH_KEYWORDS C function behind a telemetry's ``emit``. ``closure``: the tuple (state,
-        ring header and step counter addresses as floats, metric ids as floats by name and by index, checked emit, a
-        str, an int). Mutates: state, ring, counter. Allocates: nothing. Returns: a new reference."""
-        items = view_at(closure + TUPLE_ITEMS, 7, np.uintp)
-        if nargs == 2 and kwnames == 0:
-            metric, value = _load(args, np.uintp), _load(args + 8, np.uintp)
-            kind = _load(metric + OB_TYPE, np.uintp)
-            if _load(value + OB_TYPE, np.uintp) == _load(items[0] + OB_TYPE, np.uintp) and (
-                    kind == _load(items[5] + OB_TYPE, np.uintp) or kind == _load(items[6] + OB_TYPE, np.uintp)):
-                index = _py_dict_get(items[3], metric)  # a borrowed reference, or 0: not a metric
-                if index != 0:
-                    counter = view_at(numba.uintp(_load(items[2] + FLOAT_VALUE, np.float64)), 1, np.int64)
-                    flags = tel_kernels.emit_at(
-                        numba.uintp(_load(items[0] + FLOAT_VALUE, np.float64)),
-                        numba.uintp(_load(items[1] + FLOAT_VALUE, np.float64)),
-                        numba.int64(_load(index + FLOAT_VALUE, np.float64)), _load(value + FLOAT_VALUE, np.float64),
-                        counter[0])
-                    if flags & BAD_STATE == 0:
-                        counter[0] += 1
-                        return _py_long(flags)
-        return _py_vectorcall(items[4], args, numba.uintp(nargs), kwnames)
-
-    class _MethodDef(ctypes.Structure):
-        _fields_ = [("name", ctypes.c_char_p), ("function", ctypes.c_void_p), ("flags", ctypes.c_int),
-                    ("doc", ctypes.c_char_p)]
-
-    _METH_FASTCALL, _METH_KEYWORDS = 0x80, 0x02
     _STEP_DEF = _MethodDef(b"step", _step_entry.address, _METH_FASTCALL | _METH_KEYWORDS,
                            b"step(value)\n--\n\nTell value and return the next proposal, in one kernel call.")
-    _EMIT_DEF = _MethodDef(b"emit", _emit_entry.address, _METH_FASTCALL | _METH_KEYWORDS,
-                           b"emit(metric, value, step=None)\n--\n\nRecord one sample of metric.")
-    _new_function = ctypes.pythonapi.PyCFunction_NewEx
-    _new_function.restype = ctypes.py_object
-    _new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+
+
+def builtin(method_def: _MethodDef, closure: tuple):
+    """A builtin function object calling ``method_def``'s C function with ``closure`` as its ``self``."""
+    return _new_function(ctypes.addressof(method_def), closure, None)
 
 
 def fast_step(address: int, x: np.ndarray, checked):
@@ -157,15 +136,4 @@ def fast_step(address: int, x: np.ndarray, checked):
     take itself goes to ``checked`` (a Python function with the same meaning). The caller keeps the state alive."""
     if not AVAILABLE:
         return checked
-    return _new_function(ctypes.addressof(_STEP_DEF), (float(address), x, checked), None)
-
-
-def fast_emit(address: int, ring_address: int, counter: np.ndarray, names, checked):
-    """A builtin ``emit(metric, value, step=None)`` on the telemetry state and ring header at these addresses, which
-    numbers its samples with ``counter[0]`` (the next step); every call it does not take itself goes to ``checked`` (a
-    Python function with the same meaning), which must hold the state, the ring and ``counter``."""
-    if not AVAILABLE:
-        return checked
-    ids = {name: float(i) for i, name in enumerate(names)} | {i: float(i) for i in range(len(names))}
-    closure = (float(address), float(ring_address), float(counter.ctypes.data), ids, checked, "", 0)
-    return _new_function(ctypes.addressof(_EMIT_DEF), closure, None)
+    return builtin(_STEP_DEF, (float(address), x, checked))

@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from arqon._fastcall import fast_emit
+from arqon._fastemit import fast_emit
 from arqon.config import ConfigError, Name, _Struct, check_unique_names, decode
 from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats as stats_kernels
@@ -294,7 +294,7 @@ class Telemetry:
         Record one sample of ``metric`` (a name or an index). ``step`` defaults to a counter of emits. Returns status
         bits as an int (``arqon.Status(flags)`` names them; an int because building the flag object would cost more
         than the emit): DRIFT when the metric's detector fired, DROPPED when the ring refused the record, NONFINITE
-        when the statistics ignored the value. A builtin function bound to this telemetry (see ``arqon._fastcall``):
+        when the statistics ignored the value. A builtin function bound to this telemetry (see ``arqon._fastemit``):
         a call with a name or an int index and a ``float`` costs no Python frame.""",
     }
 

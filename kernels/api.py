@@ -139,11 +139,11 @@ def ask_batch(state):
     h = borrow(state)
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
-    m = _matrix(h)
-    if h[0]["strategy"] == SPSA:
-        status = spsa_ask(h, m)
+    if h[0]["strategy"] == SPSA:  # through ``ask``, not a second inlined copy of SPSA (start-up time)
+        status = ask(h)
         h[0]["batch_n"] = 0 if status != OK else 1
         return status
+    m = _matrix(h)
     if h[0]["pending"] != 2 and h[0]["sampled"] == 0 and exhausted(h, m) == OK:
         _sample(h)
     return pop_ask_batch(h, m)
@@ -157,8 +157,8 @@ def tell_batch(state, values):
     h = borrow(state)
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
-    if h[0]["strategy"] == SPSA:
-        return spsa_tell(h, _matrix(h), values[0] if values.shape[0] > 0 else np.nan)
+    if h[0]["strategy"] == SPSA:  # through ``tell``, as ask_batch
+        return tell(h, values[0] if values.shape[0] > 0 else np.nan)
     status = pop_tell_batch(h, _matrix(h), _vector(h), borrow(values))
     _update_when_complete(h)
     return status

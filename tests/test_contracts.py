@@ -224,6 +224,22 @@ def test_kernels_import_without_the_shell():
     assert run_in_fresh_process(code).strip() == ""
 
 
+
+@needs_jit
+def test_a_tuner_alone_compiles_neither_telemetry_nor_inlined_helpers():
+    """Start-up time: a tuner's first step compiles the tuner kernels only. The statistics, guard and audit kernels
+    compile when a telemetry, executor or audit log is made, and a helper that is inlined is never compiled on its own
+    (its callers compile their own copies)."""
+    code = """
+        import sys
+        import arqon
+        from arqon.kernels import spsa
+        t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]}); t.step(1.0)
+        modules = ("arqon.kernels.stats", "arqon.kernels.telemetry", "arqon.kernels.guard", "arqon.kernels.audit")
+        print(",".join(m for m in modules if m in sys.modules), len(spsa.spsa_tell.overloads), len(spsa.spsa_ask.overloads))
+    """
+    assert run_in_fresh_process(code).split() == ["0", "0"]
+
 @needs_jit
 def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
     code = """
