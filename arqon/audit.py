@@ -2,8 +2,8 @@
 that survives a crash, and a replay that checks every decision bit for bit.
 
 File layout (little-endian). A *segment* file starts with ``ARQONLOG``, a u32 format version, a u32 header length, the
-header as JSON (format, library version, seed, the full tuner config, segment number, the chain value the segment
-starts from) and a u32 CRC-32 of that JSON. Frames follow, each ``[u32 magic][u32 length][u32 crc][16-byte chain]``
+header as JSON (format, library version, tuner state layout, seed, the full tuner config, segment number, the chain
+value the segment starts from) and a u32 CRC-32 of that JSON. Frames follow, each ``[u32 magic][u32 length][u32 crc][16-byte chain]``
 then ``length`` bytes of ``AUDIT_RECORD``s; ``crc`` is the CRC-32 of length, chain and payload, and
 ``chain = BLAKE2b-128(previous chain + payload)`` links every frame to all before it (the first previous chain is the
 BLAKE2b-128 of the first segment's header). When a segment reaches ``rotate_bytes`` the next one is ``LOG.1``,
@@ -37,6 +37,7 @@ from arqon.policy import ordered_metrics
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
+from arqon.kernels.state import MAGIC as _STATE_MAGIC
 from arqon.status import Status
 from arqon.telemetry import Ring, window_args
 
@@ -62,6 +63,13 @@ _TUNE_FROM_WINDOW = entry_point(audit_kernels.audited_tune_from_window)
 
 class LogCorrupt(ValueError):
     """The log is damaged somewhere a crash cannot explain; the message names the file and the byte offset."""
+
+
+class LogIncompatible(ValueError):
+    """The log was written under another tuner state layout: its decisions cannot be re-run bit for bit here."""
+
+
+STATE_LAYOUT = _STATE_MAGIC.to_bytes(8, "big").decode()  # "arqon_S6": the state digests in a log depend on it
 
 
 def _chain(previous: bytes, payload: bytes) -> bytes:
@@ -232,7 +240,8 @@ class AuditLog:
     # -- the writer thread -----------------------------------------------------------------------------------------
 
     def _open_segment(self):
-        header = {"format": FORMAT, "library": arqon.__version__, "seed": self.tuner.config.seed,
+        header = {"format": FORMAT, "library": arqon.__version__, "state_layout": STATE_LAYOUT,
+                  "seed": self.tuner.config.seed,
                   "config": msgspec.to_builtins(self.tuner.config), "segment": self._segment,
                   "metrics": self.metrics,
                   "policy": None if self.executor is None else msgspec.to_builtins(self.executor.policy),
@@ -443,8 +452,15 @@ class Replay:
 
 def replay(path) -> Replay:
     """Rebuild the tuner from the log's config and seed, re-run every logged event, and check that each decision
-    (status and state digest) is bit-identical to the logged one."""
+    (status and state digest) is bit-identical to the logged one. Raises ``LogIncompatible`` for a log written under
+    another state layout (each record's digest covers the whole state, so none could match)."""
     log = read_log(path)
+    layout = log.header.get("state_layout")
+    if layout != STATE_LAYOUT:
+        written = f"state layout {layout}" if layout else "an older state layout (not recorded in the log)"
+        raise LogIncompatible(f"{path}: written by arqon {log.header.get('library', '?')} under {written}; this arqon "
+                              f"{arqon.__version__} uses {STATE_LAYOUT}, so its decisions cannot be re-run bit for "
+                              "bit: replay it with the arqon that wrote it")
     tuner = arqon.Tuner(load_config(log.header["config"]))
     records = log.records
     n = len(records)

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.command == "warmup":
             return _warmup()
-    except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt is a ValueError
+    except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt and LogIncompatible are ValueErrors
         print(f"arqon {args.command}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`arqon log export LOG | head`): not an error of ours
