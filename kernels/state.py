@@ -6,6 +6,8 @@ the header, with no extra argument. The first ROWS rows are common to every stra
 strategy's own rows and vector slices start at the ``r_*`` and ``v_*`` offsets its header records.
 """
 
+import mmap
+
 import numba
 import numpy as np
 
@@ -20,11 +22,18 @@ def padded_record(fields):
                      "itemsize": -(-packed.itemsize // 64) * 64}, align=True)
 
 
+def page_aligned_zeros(words):
+    """``words`` zeroed float64 words starting on a page boundary (anonymous memory), for kernel states. Where a state
+    sits within a page changes the speed of the kernels on it: on a 2-core AMD EPYC VM the d = 16 step took 37 ns
+    page-aligned and up to 69 ns at some offsets, which ``np.zeros`` hands out at random."""
+    return np.frombuffer(mmap.mmap(-1, 8 * words), np.float64)
+
+
 def allocate(header, rows, width, n_vec=0):
-    """A zeroed buffer of one ``header`` record, a (rows, width) float64 matrix and ``n_vec`` more float64 words;
-    returns the header view."""
+    """A zeroed, page-aligned buffer of one ``header`` record, a (rows, width) float64 matrix and ``n_vec`` more
+    float64 words; returns the header view."""
     words = header.itemsize // 8
-    return np.zeros(words + rows * width + n_vec)[:words].view(header)
+    return page_aligned_zeros(words + rows * width + n_vec)[:words].view(header)
 
 
 def rows_of(state, rows, width):

@@ -21,7 +21,7 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import DRIFT, NONFINITE, OK
-from .state import padded_record
+from .state import padded_record, page_aligned_zeros
 
 N_QUANTILES = 3  # P-square estimates per metric
 N_MARKERS = 2 * N_QUANTILES + 3  # extended P-square: the extremes, each quantile, and a marker between neighbours
@@ -71,9 +71,10 @@ METRIC_TYPE = numba.from_dtype(METRIC)[::1]
 
 
 def new_telemetry_state(n_metrics, n_buckets):
-    """A zeroed telemetry state (header, metric records, sketch buckets); the shell fills in each metric."""
+    """A zeroed, page-aligned telemetry state (header, metric records, sketch buckets); the shell fills in each
+    metric."""
     words = (TEL_HEADER_BYTES + n_metrics * METRIC_BYTES) // 8 + n_metrics * 2 * n_buckets
-    state = np.zeros(words)[: TEL_HEADER_BYTES // 8].view(TEL_HEADER)
+    state = page_aligned_zeros(words)[: TEL_HEADER_BYTES // 8].view(TEL_HEADER)
     state[0]["magic"], state[0]["n_metrics"], state[0]["n_buckets"] = MAGIC, n_metrics, n_buckets
     return state
 
