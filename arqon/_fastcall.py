@@ -100,6 +100,11 @@ class _MethodDef(ctypes.Structure):
 _METH_FASTCALL, _METH_KEYWORDS = 0x80, 0x02
 
 
+def method_def(name: bytes, entry, doc: bytes) -> _MethodDef:
+    """The method definition of a METH_FASTCALL | METH_KEYWORDS builtin whose C function is the cfunc ``entry``."""
+    return _MethodDef(name, entry.address, _METH_FASTCALL | _METH_KEYWORDS, doc)
+
+
 if AVAILABLE:
     drop_stale_cache(_cache_probe)
     for _name in ("Py_IncRef", "PyObject_Vectorcall", "PyDict_GetItemWithError", "PyLong_FromLongLong"):  # resolved by address, whatever the platform's linker exports
@@ -122,13 +127,13 @@ if AVAILABLE:
                 return items[1]
         return _py_vectorcall(items[2], args, numba.uintp(nargs), kwnames)
 
-    _STEP_DEF = _MethodDef(b"step", _step_entry.address, _METH_FASTCALL | _METH_KEYWORDS,
+    _STEP_DEF = method_def(b"step", _step_entry,
                            b"step(value)\n--\n\nTell value and return the next proposal, in one kernel call.")
 
 
-def builtin(method_def: _MethodDef, closure: tuple):
-    """A builtin function object calling ``method_def``'s C function with ``closure`` as its ``self``."""
-    return _new_function(ctypes.addressof(method_def), closure, None)
+def builtin(definition: _MethodDef, closure: tuple):
+    """A builtin function object calling ``definition``'s C function with ``closure`` as its ``self``."""
+    return _new_function(ctypes.addressof(definition), closure, None)
 
 
 def fast_step(address: int, x: np.ndarray, checked):

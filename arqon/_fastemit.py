@@ -11,8 +11,7 @@ import numpy as np
 from numba import types as t
 
 from arqon._fastcall import (
-    AVAILABLE, FLOAT_VALUE, OB_TYPE, TUPLE_ITEMS, _METH_FASTCALL, _METH_KEYWORDS, _load, _MethodDef, _py_dict_get,
-    _py_long, _py_vectorcall, builtin,
+    AVAILABLE, FLOAT_VALUE, OB_TYPE, TUPLE_ITEMS, _load, _py_dict_get, _py_long, _py_vectorcall, builtin, method_def,
 )
 from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels._jit import CACHE, view_at
@@ -44,8 +43,7 @@ if AVAILABLE:
                         return _py_long(flags)
         return _py_vectorcall(items[4], args, numba.uintp(nargs), kwnames)
 
-    _EMIT_DEF = _MethodDef(b"emit", _emit_entry.address, _METH_FASTCALL | _METH_KEYWORDS,
-                           b"emit(metric, value, step=None)\n--\n\nRecord one sample of metric.")
+    _EMIT_DEF = method_def(b"emit", _emit_entry, b"emit(metric, value, step=None)\n--\n\nRecord one sample of metric.")
 
 
 def fast_emit(address: int, ring_address: int, counter: np.ndarray, names, checked):

@@ -57,12 +57,12 @@ def kernel(signature, inline=False, nogil=True):
     """Decorate a function as an arqon kernel compiled for ``signature``.
 
     ``inline=True`` makes LLVM inline the kernel into every kernel that calls it (Numba's ``forceinline``: the call
-    and the reference counts of its array arguments vanish, and constants propagate into it); use it for the helpers
-    on the hot path. The helper is still compiled once, on its own. Numba's own IR inlining (``inline="always"``)
-    measured no faster, and copies the callee's IR once per block with all its variables, at every call site and
-    every level: nested helpers made start-up quadratic (a first tuner step took 200 s to compile on a 2-core
-    machine). ``nogil=False`` keeps the GIL when called from Python: right for entry points whose work is shorter
-    than releasing and re-taking the GIL (about 75 ns here)."""
+    vanishes and constant arguments propagate into it); use it for the helpers on the hot path. The helper is still
+    compiled once, on its own. Numba's own IR inlining (``inline="always"``) measured no faster, and copies the
+    callee's IR once per block with all its variables, at every call site and every level: nested helpers made
+    start-up quadratic (a first tuner step took 200 s to compile on a 2-core machine). ``nogil=False`` keeps the GIL
+    when called from Python: right for entry points whose work is shorter than releasing and re-taking the GIL (about
+    75 ns here)."""
     options = dict(cache=CACHE, nogil=nogil, error_model="numpy")
     if inline:
         return numba.njit(signature, forceinline=True, **options)

@@ -139,7 +139,7 @@ def ask_batch(state):
     h = borrow(state)
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
-    if h[0]["strategy"] == SPSA:  # through ``ask``, not a second inlined copy of SPSA (start-up time)
+    if h[0]["strategy"] == SPSA:  # SPSA's batch is its one proposal: ``ask``
         status = ask(h)
         h[0]["batch_n"] = 0 if status != OK else 1
         return status
@@ -157,7 +157,7 @@ def tell_batch(state, values):
     h = borrow(state)
     if h[0]["magic"] != MAGIC:
         return BAD_STATE
-    if h[0]["strategy"] == SPSA:  # through ``tell``, as ask_batch
+    if h[0]["strategy"] == SPSA:  # its one value: ``tell``
         return tell(h, values[0] if values.shape[0] > 0 else np.nan)
     status = pop_tell_batch(h, _matrix(h), _vector(h), borrow(values))
     _update_when_complete(h)

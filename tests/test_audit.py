@@ -79,7 +79,6 @@ def test_replay_finds_the_first_divergence(tmp_path):
     assert audit_kernels.audit_replay(other_seed.state, records, len(records)) == 0
 
 
-
 @pytest.mark.parametrize("written", ["arqon_S5", None])
 def test_a_log_from_another_state_layout_is_refused_by_name(tmp_path, monkeypatch, capsys, written):
     """Every record's digest covers the whole state: under another layout none could match, so replay says why
@@ -96,6 +95,7 @@ def test_a_log_from_another_state_layout_is_refused_by_name(tmp_path, monkeypatc
     assert "replay it with the arqon that wrote it" in capsys.readouterr().err
     _run(tmp_path / "new.arqlog", 1, 50)
     assert replay(tmp_path / "new.arqlog").identical
+
 
 @numba.njit
 def _flood(state, audit, n):

@@ -226,7 +226,6 @@ def test_kernels_import_without_the_shell():
     assert run_in_fresh_process(code).strip() == ""
 
 
-
 def test_kernel_states_start_on_a_page_boundary():
     """Where a state sits within a page changes the kernels' speed on some machines; every state is page-aligned."""
     import mmap
