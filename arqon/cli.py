@@ -17,10 +17,11 @@ def _parser() -> argparse.ArgumentParser:
 
     c = commands.add_parser(
         "contracts", help="measure every hot-path kernel and check its timing budgets",
-        description="Measure every hot-path kernel in this process (p50, p99 and max-of-p99 per call, over batches of "
-                    "about 20 us on the thread's CPU clock, so time preempted by other work does not count) and check "
-                    "them against a budgets file, as nanoseconds and/or as ratios to a calibration loop measured in "
-                    "the same run. Exits 1 naming each breach.",
+        description="Measure every hot-path kernel in this process (p50, p99, max-of-p99 and best p50 per call, over "
+                    "batches of about 20 us on the thread's CPU clock, so time preempted by other work does not "
+                    "count; the kernels take turns, round by round, so each one's figures span the whole run) and "
+                    "check them against a budgets file, as nanoseconds and/or as ratios to a calibration loop "
+                    "measured in the same rounds. Exits 1 naming each breach.",
         epilog="kernels: step.njit.d2, step.njit.d16, step.njit.d128, step.njit.d16.constant (inside @njit), "
                "step.python.d16 (Tuner.step), step.njit.d16.es, step.njit.d16.pbt, step.njit.d16.cmaes (one member of "
                "a population strategy inside @njit), step.python.d16.cmaes (Tuner.step, CMA-ES), rng.next, "
@@ -32,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=["ratio", "ns", "both"], default="ratio",
                    help="what must hold: ratios to the calibration loop (default; machine-independent), absolute ns, "
                         "or both")
-    c.add_argument("--only", nargs="+", metavar="KERNEL", help="measure only these kernels")
-    c.add_argument("--repetitions", type=int, default=20, help="repetitions per kernel (default 20)")
+    c.add_argument("--only", nargs="+", action="extend", metavar="KERNEL",
+                   help="measure only these kernels (names separated by spaces or commas; may be repeated)")
+    c.add_argument("--repetitions", type=int, default=20, help="rounds, each one repetition of the calibration and of every kernel in turn (default 20)")
     c.add_argument("--samples", type=int, default=200, help="timed batches per repetition (default 200)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
