@@ -227,7 +227,7 @@ def test_kernels_import_without_the_shell():
 
 
 def test_kernel_states_start_on_a_page_boundary():
-    """Where a state sits within a page changes the kernels' speed on some machines; every state is page-aligned."""
+    """Every state is page-aligned, so its records sit on the same cache lines in every process."""
     import mmap
 
     tuner = arqon.Tuner(space(16))
