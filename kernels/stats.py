@@ -355,12 +355,13 @@ def open_window(rec, buckets, generation):
     r["skip"] = r["settle"]
 
 
-@kernel(t.int64(TEL_TYPE, t.int64, t.float64, t.int64, t.int64))
+@kernel(t.int64(TEL_TYPE, t.int64, t.float64, t.int64, t.int64), inline=True)
 def metric_add(tel, metric, x, generation, step_):
     """Count sample ``x`` of ``metric`` (trusted to be in range) measured under config ``generation`` at ``step_``: a
     new generation closes the window, feeding the detector when it watches windows, and opens the next; a detection
     is stamped with ``step_`` (``last_drift``).
-    Not inlined (each caller would recompile it all): one array and three scalars keep the call cheap.
+    Inlined into each caller (``emit``, ``ingest``, the user's loop): the call's saving of six registers and passing of
+    the array took 5 of 33 ns per sample on an AMD EPYC VM.
     Mutates: the metric's record and sketch. Allocates: nothing.
     Returns: OK, DRIFT when the detector fired, NONFINITE (sample ignored, counted in ``rejected``)."""
     h = borrow(tel)
