@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="measure only these kernels (names separated by spaces or commas; may be repeated)")
     c.add_argument("--repetitions", type=int, default=20, help="rounds, each one repetition of the calibration and of every kernel in turn (default 20)")
     c.add_argument("--samples", type=int, default=200, help="timed batches per repetition (default 200)")
+    c.add_argument("--retries", type=int, default=1,
+                   help="measure a breaching kernel again up to this many times; it breaches only if every "
+                        "measurement does (default 1; 0: no second chance)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -110,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "contracts":
             from arqon import contracts
 
-            if args.repetitions < 1 or args.samples < 10:
-                raise ConfigError("--repetitions must be >= 1 and --samples >= 10")
+            if args.repetitions < 1 or args.samples < 10 or args.retries < 0:
+                raise ConfigError("--repetitions must be >= 1, --samples >= 10 and --retries >= 0")
             return contracts.main(args)
         if args.command == "replay":
             return _replay(args.log)

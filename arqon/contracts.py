@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -368,9 +369,10 @@ def _clock_read_cost() -> float:
 class Row:
     name: str
     timing: Timing
-    ratio: Timing  # timing / calibration p50 of this run
+    ratio: Timing  # timing / calibration p50 of the same round
     budget: Budget | None
     breaches: tuple[str, ...]  # e.g. "p99 ratio 12.3 > 8.0"
+    attempts: int = 1  # measurements taken: a kernel that breached is measured again (see check's ``retries``)
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,7 @@ class Report:
             "mode": self.mode, "seconds": self.seconds, "calibration_ns": vars(self.calibration),
             "kernels": {r.name: {"ns": vars(r.timing), "ratio": vars(r.ratio),
                                  "budget_ns": msgspec.to_builtins(r.budget) if r.budget else None,
-                                 "breaches": list(r.breaches)} for r in self.rows},
+                                 "breaches": list(r.breaches), "attempts": r.attempts} for r in self.rows},
             "ok": not self.breaches,
         }
 
@@ -408,8 +410,11 @@ def _breaches(timing: Timing, ratio: Timing, budget: Budget, reference_ns: float
 
 def check(budgets: Budgets | None = None, mode: Mode = "ratio", only: list[str] | None = None,
           probes: Mapping[str, Callable] | None = None, repetitions: int = 20, samples: int = 200,
-          progress: Callable[[str], None] | None = None) -> Report:
-    """Measure the kernels (all of ``probes``, or those named in ``only``) and check them against ``budgets``."""
+          progress: Callable[[str], None] | None = None, retries: int = 1) -> Report:
+    """Measure the kernels (all of ``probes``, or those named in ``only``) and check them against ``budgets``. A kernel
+    that breaches is measured again, up to ``retries`` more times, and is reported as breaching only if every
+    measurement breached: a real regression (an allocation, object mode, lost inlining) breaches every time, a moment
+    of a busy machine does not. Its row holds its last measurement."""
     budgets = budgets or load_budgets()
     probes = dict(PROBES if probes is None else probes)
     unknown = sorted(set(budgets.kernels) - set(probes))
@@ -426,25 +431,39 @@ def check(budgets: Budgets | None = None, mode: Mode = "ratio", only: list[str] 
     for i, name in enumerate([CALIBRATION, *names], 1):
         say(f"[{i}/{len(names) + 1}] {name}: compiling and sizing")
         timers[name] = _Timer(_calibration_loop if name == CALIBRATION else probes[name](), read_cost)
-    # round r: the calibration, then repetition r of every kernel (why: the module docstring)
-    p50 = {name: [] for name in timers}
-    p99 = {name: [] for name in timers}
+    calibration, rows = _measure(timers, names, budgets, mode, repetitions, samples, say)
+    for attempt in range(2, retries + 2):
+        again = [row.name for row in rows.values() if row.breaches]
+        if not again:
+            break
+        say(f"measuring again (attempt {attempt}): {', '.join(again)}")
+        _, retried = _measure(timers, again, budgets, mode, repetitions, samples, say)
+        rows.update({name: dataclasses.replace(row, attempts=attempt) for name, row in retried.items()})
+    return Report(calibration, tuple(rows.values()), mode, time.perf_counter() - started)
+
+
+def _measure(timers: dict[str, _Timer], names: list[str], budgets: Budgets, mode: Mode, repetitions: int,
+             samples: int, say: Callable[[str], None]) -> tuple[Timing, dict[str, Row]]:
+    """``repetitions`` rounds, each the calibration and then one repetition of every kernel in ``names`` (why: the
+    module docstring). Returns the calibration's timing and each kernel's row."""
+    measured = [CALIBRATION, *names]
+    p50 = {name: [] for name in measured}
+    p99 = {name: [] for name in measured}
     for r in range(repetitions):
         say(f"round {r + 1}/{repetitions}")
-        for name, timer in timers.items():
-            median, tail = timer.repetition(samples)
+        for name in measured:
+            median, tail = timers[name].repetition(samples)
             p50[name].append(median)
             p99[name].append(tail)
-    calibration = Timing.of(p50[CALIBRATION], p99[CALIBRATION])
     units = np.array(p50[CALIBRATION])
-    rows = []
+    rows = {}
     for name in names:
         timing = Timing.of(p50[name], p99[name])
         ratio = Timing.of(np.array(p50[name]) / units, np.array(p99[name]) / units)
         budget = budgets.kernels.get(name)
         found = _breaches(timing, ratio, budget, budgets.calibration.reference_ns, mode) if budget else ()
-        rows.append(Row(name, timing, ratio, budget, found))
-    return Report(calibration, tuple(rows), mode, time.perf_counter() - started)
+        rows[name] = Row(name, timing, ratio, budget, found)
+    return Timing.of(p50[CALIBRATION], p99[CALIBRATION]), rows
 
 
 def format_table(report: Report, budgets: Budgets) -> str:
@@ -461,6 +480,8 @@ def format_table(report: Report, budgets: Budgets) -> str:
         t, x, b = r.timing, r.ratio, r.budget
         budget = f"{b.p50_ns:g}/{b.p99_ns:g}/{b.max_p99_ns:g}" if b else "none"
         result = "BREACH" if r.breaches else ("ok" if b else "-")
+        if r.attempts > 1:
+            result += f" (measured {r.attempts}x)"
         lines.append(f"{r.name:{w}s} {t.p50_ns:8.1f} {t.p99_ns:8.1f} {t.max_p99_ns:8.1f} {t.best_p50_ns:8.1f}   "
                      f"{x.p50_ns:7.3f} {x.p99_ns:7.3f} {x.max_p99_ns:7.3f}   {budget:>22s}  {result}")
     lines.append(f"\nbest = the lowest p50 of any round (a quiet machine); x = ratio to the calibration p50 of the same "
@@ -474,6 +495,7 @@ def main(args) -> int:
     budgets = load_budgets(args.budgets)
     only = [name for arg in args.only or () for name in arg.split(",") if name]
     report = check(budgets, args.mode, only or None, repetitions=args.repetitions, samples=args.samples,
+                   retries=args.retries,
                    progress=None if args.quiet else lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(msgspec.json.encode(report.to_dict()).decode())

@@ -27,6 +27,7 @@ def test_a_slowed_kernel_is_reported_as_a_breach():
     assert slow.timing.p50_ns > 1000
     assert any(b.startswith("p50 ratio") for b in slow.breaches) and any("ns >" in b for b in slow.breaches)
     assert all(b.startswith("step.njit.d16: ") for b in report.breaches)
+    assert slow.attempts == 2  # measured again, and breached again
 
 
 def _budgets(tmp_path, kernels):
@@ -123,3 +124,27 @@ def test_contracts_help_lists_every_measured_kernel():
 
     epilog = _parser()._subparsers._group_actions[0].choices["contracts"].epilog
     assert [k for k in PROBES if k not in epilog] == []
+
+
+def test_a_breach_that_does_not_recur_is_not_reported(monkeypatch):
+    """On a fake clock: a kernel 100x slow only while first measured breaches with no retry, and with one it is
+    measured again, passes, and says so."""
+    clock, measurements = [0], [0]
+
+    def kernel(n):
+        clock[0] += n * (1000 if measurements[0] == 1 else 10)
+
+    def progress(message):
+        if message == "round 1/2":
+            measurements[0] += 1
+
+    monkeypatch.setattr(contracts.time, "thread_time_ns", lambda: clock[0])
+    monkeypatch.setattr(contracts, "_calibration_loop", lambda n: clock.__setitem__(0, clock[0] + 100 * n))
+    budgets = contracts.Budgets(contracts.Calibration(100.0), {"k": contracts.Budget(20.0, 20.0, 20.0)})
+    for retries, breached, attempts in [(0, True, 1), (1, False, 2)]:
+        measurements[0] = 0
+        report = contracts.check(budgets, only=["k"], probes={"k": lambda: kernel}, repetitions=2, samples=10,
+                                 progress=progress, retries=retries)
+        (row,) = report.rows
+        assert (bool(report.breaches), row.attempts) == (breached, attempts)
+    assert row.timing.p50_ns == 10 and "ok (measured 2x)" in contracts.format_table(report, budgets)
