@@ -16,10 +16,10 @@ Use ``arqon contracts`` or ``check(...)``; pass your own budgets file to check y
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -323,7 +323,7 @@ class Timing:
     best_p50_ns: float  # smallest p50 of any repetition: the kernel on a quiet machine
 
     @classmethod
-    def of(cls, p50: Sequence[float], p99: Sequence[float]) -> "Timing":
+    def of(cls, p50: Sequence[float], p99: Sequence[float]) -> Timing:
         return cls(float(np.median(p50)), float(np.median(p99)), float(np.max(p99)), float(np.min(p50)))
 
 
