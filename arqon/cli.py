@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                         "or both")
     c.add_argument("--only", nargs="+", action="extend", metavar="KERNEL",
                    help="measure only these kernels (names separated by spaces or commas; may be repeated)")
-    c.add_argument("--repetitions", type=int, default=20, help="rounds, each one repetition of the calibration and of every kernel in turn (default 20)")
+    c.add_argument("--repetitions", type=int, default=20,
+                   help="rounds, each one repetition of the calibration and of every kernel in turn (default 20)")
     c.add_argument("--samples", type=int, default=200, help="timed batches per repetition (default 200)")
     c.add_argument("--retries", type=int, default=1,
                    help="measure a breaching kernel again up to this many times; it breaches only if every "

@@ -469,8 +469,8 @@ def _measure(timers: dict[str, _Timer], names: list[str], budgets: Budgets, mode
 def format_table(report: Report, budgets: Budgets) -> str:
     ref = budgets.calibration.reference_ns
     w = max([len(CALIBRATION), *(len(r.name) for r in report.rows)])
-    head = (f"{'kernel':{w}s} {'p50 ns':>8s} {'p99 ns':>8s} {'max ns':>8s} {'best ns':>8s}   {'p50 x':>7s} {'p99 x':>7s}"
-            f" {'max x':>7s}   {'budget ns p50/p99/max':>22s}  result")
+    head = (f"{'kernel':{w}s} {'p50 ns':>8s} {'p99 ns':>8s} {'max ns':>8s} {'best ns':>8s}   {'p50 x':>7s} "
+            f"{'p99 x':>7s} {'max x':>7s}   {'budget ns p50/p99/max':>22s}  result")
     lines = [head, "-" * len(head)]
     c = report.calibration
     lines.append(f"{CALIBRATION:{w}s} {c.p50_ns:8.1f} {c.p99_ns:8.1f} {c.max_p99_ns:8.1f} {c.best_p50_ns:8.1f}   "
@@ -484,8 +484,8 @@ def format_table(report: Report, budgets: Budgets) -> str:
             result += f" (measured {r.attempts}x)"
         lines.append(f"{r.name:{w}s} {t.p50_ns:8.1f} {t.p99_ns:8.1f} {t.max_p99_ns:8.1f} {t.best_p50_ns:8.1f}   "
                      f"{x.p50_ns:7.3f} {x.p99_ns:7.3f} {x.max_p99_ns:7.3f}   {budget:>22s}  {result}")
-    lines.append(f"\nbest = the lowest p50 of any round (a quiet machine); x = ratio to the calibration p50 of the same "
-                 f"round; mode {report.mode}; checked in {report.seconds:.1f} s")
+    lines.append(f"\nbest = the lowest p50 of any round (a quiet machine); x = ratio to the calibration p50 of the "
+                 f"same round; mode {report.mode}; checked in {report.seconds:.1f} s")
     lines += [f"BREACH {b}" for b in report.breaches]
     return "\n".join(lines)
 

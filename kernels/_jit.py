@@ -1,7 +1,7 @@
 """The one place that sets Numba options for arqon kernels.
 
-Every kernel is compiled eagerly for one explicit signature with ``cache=True``, ``nogil=True`` and the NumPy error model
-(division by zero gives inf/nan instead of raising). Set ``ARQON_JIT_CACHE=0`` to turn the on-disk cache off.
+Every kernel is compiled eagerly for one explicit signature with ``cache=True``, ``nogil=True`` and the NumPy error
+model (division by zero gives inf/nan instead of raising). Set ``ARQON_JIT_CACHE=0`` to turn the on-disk cache off.
 
 Numba checks a cached kernel only against its own source file, but kernels inline helpers from other files: after any
 kernel source changes, every cached kernel is stale. So at import the sources are hashed, and the cached kernels are
