@@ -148,3 +148,10 @@ def test_a_breach_that_does_not_recur_is_not_reported(monkeypatch):
         (row,) = report.rows
         assert (bool(report.breaches), row.attempts) == (breached, attempts)
     assert row.timing.p50_ns == 10 and "ok (measured 2x)" in contracts.format_table(report, budgets)
+
+
+@pytest.mark.parametrize("flag, value", [("--repetitions", "0"), ("--samples", "9"), ("--retries", "-1")])
+def test_counts_out_of_range_are_one_clear_error(flag, value, capsys):
+    assert cli.main(["contracts", "--only", "rng.next", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "arqon contracts: --repetitions must be >= 1, --samples >= 10 and --retries >= 0"
