@@ -27,7 +27,6 @@ from numba.extending import intrinsic
 
 from arqon.kernels import api
 from arqon.kernels._jit import CACHE, drop_stale_cache, view_at
-from arqon.kernels.state import HEADER
 
 OB_TYPE = 8  # offset of an object's type pointer
 FLOAT_VALUE = 16  # offset of a float's double
@@ -116,13 +115,14 @@ if AVAILABLE:
     @numba.cfunc(t.uintp(t.uintp, t.uintp, t.intp, t.uintp), cache=CACHE, error_model="numpy")
     def _step_entry(closure, args, nargs, kwnames):
         """The METH_FASTCALL | METH_KEYWORDS C function behind a tuner's ``step``. ``closure``: the tuple (address as
-        a float, proposal view, checked step). Mutates: the state. Allocates: nothing. Returns: a new reference."""
-        items = view_at(closure + TUPLE_ITEMS, 3, np.uintp)
+        a float, proposal view, checked step, the state's length in words as a float). Mutates: the state. Allocates: nothing. Returns: a new reference."""
+        items = view_at(closure + TUPLE_ITEMS, 4, np.uintp)
         if nargs == 1 and kwnames == 0:
             value = _load(args, np.uintp)
             if _load(value + OB_TYPE, np.uintp) == _load(items[0] + OB_TYPE, np.uintp):  # an exact float, as items[0]
                 address = numba.uintp(_load(items[0] + FLOAT_VALUE, np.float64))
-                api.step(view_at(address, 1, HEADER), _load(value + FLOAT_VALUE, np.float64))
+                words = numba.intp(_load(items[3] + FLOAT_VALUE, np.float64))
+                api.step(view_at(address, words, np.float64), _load(value + FLOAT_VALUE, np.float64))
                 _py_incref(items[1])
                 return items[1]
         return _py_vectorcall(items[2], args, numba.uintp(nargs), kwnames)
@@ -136,9 +136,9 @@ def builtin(definition: _MethodDef, closure: tuple):
     return _new_function(ctypes.addressof(definition), closure, None)
 
 
-def fast_step(address: int, x: np.ndarray, checked):
-    """A builtin ``step(value)`` on the state whose header is at ``address``, returning ``x``; every call it does not
-    take itself goes to ``checked`` (a Python function with the same meaning). The caller keeps the state alive."""
+def fast_step(state: np.ndarray, x: np.ndarray, checked):
+    """A builtin ``step(value)`` on ``state`` (a tuner's buffer), returning ``x``; every call it does not take itself
+    goes to ``checked`` (a Python function with the same meaning). The caller keeps the state alive."""
     if not AVAILABLE:
         return checked
-    return builtin(_STEP_DEF, (float(address), x, checked))
+    return builtin(_STEP_DEF, (float(state.ctypes.data), x, checked, float(state.shape[0])))

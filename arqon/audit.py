@@ -37,7 +37,7 @@ from arqon.policy import ordered_metrics
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
-from arqon.kernels.state import MAGIC as _STATE_MAGIC
+from arqon.kernels.state import header as _state_header, layout_name
 from arqon.status import Status
 from arqon.telemetry import Ring, window_args
 
@@ -69,7 +69,10 @@ class LogIncompatible(ValueError):
     """The log was written under another tuner state layout: its decisions cannot be re-run bit for bit here."""
 
 
-STATE_LAYOUT = _STATE_MAGIC.to_bytes(8, "big").decode()  # "arqon_S6": the state digests in a log depend on it
+def state_layout(state: np.ndarray) -> str:
+    """The layout of a tuner state, e.g. ``tuner.spsa/3f9c...``: the state digests in a log depend on it. Derived from
+    the strategy's declared layout, so a change to one strategy's blocks leaves the others' logs replayable."""
+    return layout_name(int(_state_header(state)["strategy"]))
 
 
 def _chain(previous: bytes, payload: bytes) -> bytes:
@@ -240,7 +243,7 @@ class AuditLog:
     # -- the writer thread -----------------------------------------------------------------------------------------
 
     def _open_segment(self):
-        header = {"format": FORMAT, "library": arqon.__version__, "state_layout": STATE_LAYOUT,
+        header = {"format": FORMAT, "library": arqon.__version__, "state_layout": state_layout(self.tuner.state),
                   "seed": self.tuner.config.seed,
                   "config": msgspec.to_builtins(self.tuner.config), "segment": self._segment,
                   "metrics": self.metrics,
@@ -455,13 +458,13 @@ def replay(path) -> Replay:
     (status and state digest) is bit-identical to the logged one. Raises ``LogIncompatible`` for a log written under
     another state layout (each record's digest covers the whole state, so none could match)."""
     log = read_log(path)
-    layout = log.header.get("state_layout")
-    if layout != STATE_LAYOUT:
+    tuner = arqon.Tuner(load_config(log.header["config"]))
+    layout, here = log.header.get("state_layout"), state_layout(tuner.state)
+    if layout != here:
         written = f"state layout {layout}" if layout else "an older state layout (not recorded in the log)"
         raise LogIncompatible(f"{path}: written by arqon {log.header.get('library', '?')} under {written}; this arqon "
-                              f"{arqon.__version__} uses {STATE_LAYOUT}, so its decisions cannot be re-run bit for "
+                              f"{arqon.__version__} uses {here}, so its decisions cannot be re-run bit for "
                               "bit: replay it with the arqon that wrote it")
-    tuner = arqon.Tuner(load_config(log.header["config"]))
     records = log.records
     n = len(records)
     verified = audit_kernels.audit_replay(tuner.state, records, n)

@@ -7,20 +7,22 @@ import attrs
 import numpy as np
 
 from arqon._fastcall import fast_step
-from arqon.config import Config, load_config
-from arqon.kernels import api, matrix, new_state, rng_seed
+from arqon.config import Config, ConfigError, load_config
+from arqon.kernels import api, rng_seed
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
 from arqon.kernels.cmaes import cma_start
 from arqon.kernels.state import (
-    BEST, CENTER, CMAES, ES, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN, MIN_PERTURBATION, PBT,
-    PERIODIC_INDEX, ROWS, SPAN, SPSA, THETA, X, vector,
+    BEST, CENTER, CMAES, ES, HEADER, HEADER_WORDS, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAX, MIN,
+    MIN_PERTURBATION, PBT, PENDING_BATCH, PENDING_ONE, PERIODIC_INDEX, SPAN, SPSA, THETA, X, header, matrix, new_state,
+    vector,
 )
 from arqon.status import Status
 
 _ASK = entry_point(api.ask)
 _TELL = entry_point(api.tell)
 _STEP_AT = entry_point(api.step_at)
+_BATCH = entry_point(api.batch)
 _ASK_BATCH = entry_point(api.ask_batch)
 _TELL_BATCH = entry_point(api.tell_batch)
 
@@ -59,45 +61,45 @@ def _uses_model(config: Config) -> bool:
     return model == "on" or (model == "auto" and len(config.params) <= 10 and config.noise != "high")
 
 
-def _layout(config: Config, strategy: str) -> tuple[int, int, dict]:
-    """Rows, vector length and the header's block offsets for ``strategy`` (see the strategy kernels' docstrings)."""
+def _sizes(config: Config, strategy: str) -> dict:
+    """The block sizes of ``strategy``'s state for ``config`` (``arqon.kernels.state.state_words``)."""
     d = len(config.params)
     if strategy == "spsa":
-        return ROWS, 1, {"r_user": X, "n_pop": 1}
+        return {}
     if strategy == "es":
         n_pop = 2 * (config.es.pairs or max(2, (4 + int(3 * math.log(d))) // 2))
     elif strategy == "pbt":
         n_pop = config.pbt.pool
     else:
         n_pop = config.cmaes.population or 4 + int(3 * math.log(d))
-    n_max = n_pop * 2 ** min(config.cmaes.restarts, 4) if strategy == "cmaes" else n_pop
-    off = {"n_pop": n_pop, "n_pop_max": n_max, "r_y": ROWS, "r_user": ROWS + n_max,
-           "v_val": 0, "v_order": n_max, "v_w": 2 * n_max}
-    rows, n_vec = ROWS + 2 * n_max, 3 * n_max
-    if strategy == "cmaes":
-        n_feat = (d + 1) * (d + 2) // 2
-        n_arch = 2 * n_feat if _uses_model(config) else 0
-        off.update(r_z=rows, r_l=rows + n_max, r_pc=rows + n_max + d, r_ps=rows + n_max + d + 1,
-                   r_work=rows + n_max + d + 2, r_keep=rows + n_max + d + 3, r_arch=rows + n_max + d + 4,
-                   n_arch=n_arch, n_feat=n_feat,
-                   v_arch=n_vec, v_norm=n_vec + n_arch, v_rhs=n_vec + n_arch + n_feat ** 2,
-                   v_feat=n_vec + n_arch + n_feat ** 2 + n_feat, v_hess=n_vec + n_arch + n_feat ** 2 + 2 * n_feat)
-        rows += n_max + d + 4 + n_arch
-        n_vec += n_arch + n_feat ** 2 + 2 * n_feat + d * d
-    return rows, n_vec, off
+    if strategy != "cmaes":
+        return {"n_pop_max": n_pop}
+    n_feat = (d + 1) * (d + 2) // 2 if _uses_model(config) else 0  # the model's blocks only when it is on
+    return {"n_pop_max": n_pop * 2 ** min(config.cmaes.restarts, 4), "n_arch": 2 * n_feat, "n_feat": n_feat,
+            "d_model": d if n_feat else 0}
+
+
+def _initial_population(config: Config, strategy: str) -> int:
+    if strategy == "es":
+        return 2 * (config.es.pairs or max(2, (4 + int(3 * math.log(len(config.params)))) // 2))
+    if strategy == "pbt":
+        return config.pbt.pool
+    return config.cmaes.population or 4 + int(3 * math.log(len(config.params)))
 
 
 def build_state(config: Config) -> np.ndarray:
     """Allocate and fill a tuner state for ``config``: bounds rows, initial theta, the strategy's settings and
-    blocks, and the seeded RNG."""
+    blocks, and the seeded RNG. Raises ConfigError when the state would exceed ``MAX_STATE_BYTES``."""
     d = len(config.params)
     strategy, _ = choose_strategy(config)
-    rows, n_vec, offsets = _layout(config, strategy)
-    state = new_state(d, rows, n_vec)
+    try:
+        state = new_state(_STRATEGY_CODES[strategy], d, **_sizes(config, strategy))
+    except ValueError as e:
+        raise ConfigError(f"params: {e}; choose a strategy with a smaller state (spsa holds 14 d words)") from None
     mat = matrix(state)
-    h = state[0]
-    for name, value in offsets.items():
-        h[name] = value
+    h = header(state)
+    if strategy != "spsa":
+        h["n_pop"] = _initial_population(config, strategy)
     n_log = n_periodic = 0
     for i, p in enumerate(config.params):
         log = p.scale == "log"
@@ -119,7 +121,6 @@ def build_state(config: Config) -> np.ndarray:
             mat[THETA, i] = ((math.log(p.init) if log else p.init) - lo) / (hi - lo)
 
     s = config.spsa
-    h["strategy"] = _STRATEGY_CODES[strategy]
     h["n_log"], h["n_periodic"] = n_log, n_periodic
     h["n_int"] = sum(p.integer for p in config.params)
     h["budget"] = config.budget or 0
@@ -152,20 +153,22 @@ def build_state(config: Config) -> np.ndarray:
         h["sigma0"], h["sigma_min"] = config.cmaes.sigma, config.cmaes.min_sigma
         h["max_restarts"] = config.cmaes.restarts
         h["keep_best"] = math.inf
-        cma_start(state, mat, vector(state), int(h["n_pop"]))
+        h["model_member"] = -1
+        cma_start(state[:HEADER_WORDS].view(HEADER), mat, vector(state), int(h["n_pop"]))
     return state
 
 
 _STRATEGY_CODES = {"spsa": SPSA, "es": ES, "pbt": PBT, "cmaes": CMAES}
 
 
-def _checked_step(address: int, x: np.ndarray):
-    """``step(value)`` on the state at ``address`` for any real ``value``, returning ``x``: the Python path behind
-    ``Tuner.step`` (which takes exact floats itself). It holds no reference to the tuner, so the two form no cycle."""
+def _checked_step(address: int, words: int, x: np.ndarray):
+    """``step(value)`` on the state of ``words`` words at ``address`` for any real ``value``, returning ``x``: the
+    Python path behind ``Tuner.step`` (which takes exact floats itself). It holds no reference to the tuner, so the two
+    form no cycle."""
 
     def step(value):
         try:
-            _STEP_AT(address, value + 0.0)  # + 0.0: Numba would parse a str
+            _STEP_AT(address, words, value + 0.0)  # + 0.0: Numba would parse a str
         except TypeError:
             raise TypeError(_not_a_number(value)) from None
         return x
@@ -190,17 +193,18 @@ class Tuner:
         Tell ``value`` and return the next proposal, in one kernel call. A rejected value returns the same proposal
         again; once the budget is spent it returns the best params. ``last_status`` says which. A builtin function
         bound to this tuner's state (see ``arqon._fastcall``): a call with a ``float`` costs no Python frame.""",
-        "_state": None, "_mat": None, "_x": None,
+        "_state": None, "_h": None, "_mat": None, "_x": None,
     }
 
     def __init__(self, config):
         self.config = load_config(config)
         self._state = build_state(self.config)
         self.names = self.config.names
+        self._h = header(self._state)
         self._mat = matrix(self._state)
         self._x = self._mat[X]
-        address = self._state.ctypes.data
-        self.step = fast_step(address, self._x, _checked_step(address, self._x))
+        self.step = fast_step(self._state, self._x,
+                              _checked_step(self._state.ctypes.data, self._state.shape[0], self._x))
 
     @property
     def state(self) -> np.ndarray:
@@ -209,7 +213,7 @@ class Tuner:
 
     def ask(self) -> np.ndarray:
         """The next proposal (the same one until it is told). Raises ``BudgetExhausted`` once the budget is spent."""
-        if self._state[0]["pending"] == 2:
+        if self._h["pending"] == PENDING_BATCH:
             raise RuntimeError("a batch is out: tell_batch(values) before asking for single proposals")
         if _ASK(self._state) & Status.BUDGET_EXHAUSTED:
             raise BudgetExhausted(f"budget of {self.config.budget} evaluations is spent; see `best`")
@@ -229,16 +233,14 @@ class Tuner:
         same batch until it is told. Raises ``BudgetExhausted`` once the budget is spent."""
         if _ASK_BATCH(self._state) & Status.BUDGET_EXHAUSTED:
             raise BudgetExhausted(f"budget of {self.config.budget} evaluations is spent; see `best`")
-        h = self._state[0]
-        start = int(h["r_user"] + h["batch_start"])
-        return self._mat[start:start + int(h["batch_n"])]
+        return _BATCH(self._state)
 
     def tell_batch(self, values) -> Status:
         """Accept the values of the batch out, one per row in its order. NaN/inf or None marks a member whose result
         never came back: the strategy updates from the others (``Status.NONFINITE`` says some were missing).
         Telling without a batch out returns ``Status.NOT_ASKED`` and changes nothing."""
-        h = self._state[0]
-        if h["pending"] != (1 if h["strategy"] == SPSA else 2):
+        h = self._h
+        if h["pending"] != (PENDING_ONE if h["strategy"] == SPSA else PENDING_BATCH):
             return Status.NOT_ASKED
         try:
             array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -252,7 +254,7 @@ class Tuner:
     def describe(self) -> str:
         """Which strategy runs and why (``auto`` says what it picked), with its main settings."""
         name, why = choose_strategy(self.config)
-        h = self._state[0]
+        h = self._h
         d = len(self.config.params)
         settings = {
             "spsa": lambda: f"{self.config.spsa.gains} gains, " + (
@@ -284,23 +286,23 @@ class Tuner:
     @property
     def last_status(self) -> Status:
         """Status flags of the last ``step``."""
-        return Status(int(self._state[0]["status"]))
+        return Status(int(self._h["status"]))
 
     @property
     def done(self) -> bool:
         """True once the budget is spent (never without a budget)."""
-        h = self._state[0]
+        h = self._h
         return bool(h["budget"] > 0 and h["n_told"] >= h["budget"])
 
     @property
     def n_evaluations(self) -> int:
         """Values told and accepted so far."""
-        return int(self._state[0]["n_told"])
+        return int(self._h["n_told"])
 
     @property
     def best(self) -> Best | None:
         """The best measured value so far and the params it was measured at; None before the first value."""
-        h = self._state[0]
+        h = self._h
         if not h["has_best"]:
             return None
         return Best(self._as_dict(self._mat[BEST]), float(h["best_value"]))

@@ -12,13 +12,13 @@ import numpy as np
 from numba import types as t
 
 from ._jit import borrow, kernel, view_at
-from ._status import BAD_STATE, DROPPED, REOPENED, WAITING
-from .api import ask, reopen, step, tell
+from ._status import BAD_STATE, DROPPED, OK, REOPENED, WAITING
+from .api import ask, open_state, reopen, step, tell
 from .guard import APPLIED, F8, GUARD_HEADER_BYTES, GUARD_TYPE, ROLLED_BACK
 from .stats import TEL_TYPE, metrics_of
 from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
-from .state import BEST, DELTA, GRAD, HEADER_BYTES, MAGIC, STATE_TYPE, THETA, X
+from .state import BEST, DELTA, GRAD, HEADER, HEADER_BYTES, STATE_TYPE, THETA, X
 
 assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # state_digest reads them as one run
 
@@ -65,7 +65,7 @@ def state_digest(state):
     measurement of the pair in flight, the best value, the RNG words) and the proposal, theta, perturbation, gradient
     and best rows, by their bits. Equal states give equal digests; any differing bit almost surely not.
     Allocates: nothing."""
-    h = borrow(state)
+    h = view_at(state.ctypes.data, 1, HEADER)  # the caller opened the state
     d = h[0]["d"]
     words = view_at(h.ctypes.data, HEADER_BYTES // 8 + 4 * d, np.uint64)  # header, then rows X, THETA, DELTA, GRAD
     best = view_at(h.ctypes.data + HEADER_BYTES + BEST * d * 8, d, np.uint64)
@@ -120,7 +120,7 @@ def audited_step(state, audit, value, step_):
     """``step`` then one STEP record (value, status, digest after). Mutates: state, audit ring. Allocates: nothing.
     Returns: the step's status, with DROPPED when the audit ring was full (the decision still happened)."""
     state, audit = borrow(state), borrow(audit)  # no reference counting in the inlined helpers below
-    if state[0]["magic"] != MAGIC:
+    if open_state(state) != OK:
         return BAD_STATE
     status = step(state, value)
     return status | _log(state, audit, STEP, step_, value, status)
@@ -130,7 +130,7 @@ def audited_step(state, audit, value, step_):
 def audited_tell(state, audit, value, step_):
     """``tell`` then one TELL record. Mutates, allocates and returns as ``audited_step``."""
     state, audit = borrow(state), borrow(audit)
-    if state[0]["magic"] != MAGIC:
+    if open_state(state) != OK:
         return BAD_STATE
     status = tell(state, value)
     return status | _log(state, audit, TELL, step_, value, status)
@@ -140,7 +140,7 @@ def audited_tell(state, audit, value, step_):
 def audited_ask(state, audit, step_):
     """``ask`` then one ASK record. Mutates, allocates and returns as ``audited_step``."""
     state, audit = borrow(state), borrow(audit)
-    if state[0]["magic"] != MAGIC:
+    if open_state(state) != OK:
         return BAD_STATE
     status = ask(state)
     return status | _log(state, audit, ASK, step_, np.nan, status)
@@ -151,7 +151,9 @@ def audit_replay(state, records, n):
     """Re-apply the first ``n`` records' events to ``state`` (a tuner rebuilt from the log's config and seed) and
     compare each digest and status with the logged one. Stops at a gap (``lost`` grows) or a mismatch.
     Executor records are passed over (see OFFER). Mutates: state. Allocates: nothing.
-    Returns: the index of the first record not verified (n when all were)."""
+    Returns: the index of the first record not verified (n when all were; 0 for a state that does not open)."""
+    if open_state(state) != OK:
+        return 0
     r = borrow(records)
     reopened = False
     for i in range(n):
@@ -167,7 +169,7 @@ def audit_replay(state, records, n):
         if kind == STEP:
             status = step(state, r[i]["value"])
             if reopened:  # tune_from_window keeps REOPENED in the header's status, as the live run did
-                state[0]["status"] = status | REOPENED
+                view_at(state.ctypes.data, 1, HEADER)[0]["status"] = status | REOPENED
                 reopened = False
         elif kind == TELL:
             status = tell(state, r[i]["value"])

@@ -19,14 +19,14 @@ from numba import types as t
 from ._jit import kernel
 from .population import keep_in_cube, open_steps_from_theta, rank
 from .rng import rng_normal, rng_uniform
-from .state import MAT_TYPE, STATE_TYPE, THETA, VEC_TYPE
+from .state import HDR_TYPE, MAT_TYPE, THETA, VEC_TYPE
 
 TOL_X = 1e-11  # restart when sigma * sqrt(max diag C) falls below this (unit-cube coordinates)
 MAX_CONDITION = 1e14  # restart when max/min diag(L)^2 exceeds this
 FLAT_GENERATIONS = 10  # restart after this many generations whose values are all equal
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
+@kernel(t.void(HDR_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
 def cma_start(hdr, mat, vec, lam):
     """(Re)start with population ``lam``: weights and learning rates for it, sigma = sigma0, C = I, paths zero (a
     generation already written is kept: its steps y and z stay consistent). Mutates: hdr, mat[L, PC, PS], vec[v_w:]. Allocates: nothing."""
@@ -136,7 +136,7 @@ def _features(mat, vec, row, center, v_feat, radius):
             f += 1
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
 def quadratic_minimizer(hdr, mat, vec, dst):
     """Fit a full quadratic to the archive by least squares (in coordinates about theta scaled to the archive's
     extent) and, if its Hessian is positive definite, write its minimizer (unit cube, kept in it) into mat[dst].
@@ -199,7 +199,7 @@ def quadratic_minimizer(hdr, mat, vec, dst):
     return 1
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def cma_sample(hdr, mat, vec):
     """Write a generation: z ~ N(0, I), y = L z, members theta + sigma y in user units; with a model, member 0 is the
     model's minimizer instead. Mutates: hdr, mat, vec, RNG state. Allocates: nothing. Returns: OK."""
@@ -223,7 +223,7 @@ def cma_sample(hdr, mat, vec):
     return 0
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.void(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def _archive(hdr, mat, vec):
     """Add this generation's measured members (their evaluated unit points) to the model's archive, oldest out.
     Mutates: hdr, mat[r_arch:], vec[v_arch:]. Allocates: nothing."""
@@ -242,7 +242,7 @@ def _archive(hdr, mat, vec):
         h["n_arch_filled"] = min(h["n_arch_filled"] + 1, h["n_arch"])
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE))
+@kernel(t.void(HDR_TYPE, MAT_TYPE))
 def _clip_injected(hdr, mat):
     """Give the injected member the z of its step (forward substitution, L z = y) and clip both so that |z| is at most
     sqrt(d) + 2d/(d+2) (Hansen 2011). Mutates: mat[r_y, r_z] of member model_member. Allocates: nothing."""
@@ -265,7 +265,7 @@ def _clip_injected(hdr, mat):
             mat[ry, i] *= limit / norm
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, VEC_TYPE, t.int64))
 def _should_restart(hdr, mat, vec, n_finite):
     """1 when the run has stalled (see the module docstring), else 0; the generation is ranked, n_finite > 0.
     Mutates: hdr[stall, gen_best, sigma]. Allocates: nothing."""
@@ -296,7 +296,7 @@ def _should_restart(hdr, mat, vec, n_finite):
     return 0
 
 
-@kernel(t.int64(STATE_TYPE), inline=True)
+@kernel(t.int64(HDR_TYPE), inline=True)
 def cma_recommended_row(hdr):
     """The row holding CMA-ES's recommendation: the current mean, or the kept mean of an earlier run whose best value
     the current run has not reached. Allocates: nothing."""
@@ -304,7 +304,7 @@ def cma_recommended_row(hdr):
     return h["r_keep"] if h["keep_best"] < h["gen_best"] else THETA
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.void(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def cma_update(hdr, mat, vec):
     """Update theta (the mean), the paths, L and sigma from the generation's values (missing ones left out); restart
     with a doubled population from a random point when stalled. Mutates: hdr, mat, vec, RNG state (restart).

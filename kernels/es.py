@@ -15,10 +15,10 @@ from numba import types as t
 from ._jit import kernel
 from .population import keep_in_cube, open_steps_from_theta, rank
 from .rng import rng_normal
-from .state import MAT_TYPE, STATE_TYPE, THETA, VEC_TYPE
+from .state import MAT_TYPE, HDR_TYPE, THETA, VEC_TYPE
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def es_sample(hdr, mat, vec):
     """Write a generation of mirrored pairs theta +- sigma * eps in user units. Mutates: hdr, mat, vec, RNG state.
     Allocates: nothing. Returns: OK."""
@@ -33,7 +33,7 @@ def es_sample(hdr, mat, vec):
     return 0
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.void(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def es_update(hdr, mat, vec):
     """Move theta (and sigma, when adapting) by the ranked generation. Mutates: hdr, mat[THETA], vec[v_order:].
     Allocates: nothing."""

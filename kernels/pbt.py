@@ -13,10 +13,10 @@ from ._jit import kernel
 from .population import keep_in_cube, open_generation, rank
 from .rng import rng_uniform
 from .spsa import to_user
-from .state import MAT_TYPE, STATE_TYPE, THETA, VEC_TYPE
+from .state import MAT_TYPE, HDR_TYPE, THETA, VEC_TYPE
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def pbt_sample(hdr, mat, vec):
     """Write the pool's points in user units (on the first round: member 0 at theta, the others uniform in the cube).
     Mutates: hdr, mat, vec, RNG state. Allocates: nothing. Returns: OK."""
@@ -34,7 +34,7 @@ def pbt_sample(hdr, mat, vec):
     return 0
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, VEC_TYPE))
+@kernel(t.void(HDR_TYPE, MAT_TYPE, VEC_TYPE))
 def pbt_update(hdr, mat, vec):
     """Fold the round's values into the scores, then the worst copy and perturb the best.
     Mutates: hdr, mat[r_y:, THETA], vec, RNG state. Allocates: nothing."""

@@ -19,9 +19,8 @@ from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
 from .power import exp_not_positive, log_at_least_one
 from .rng import rng_rademacher
 from .state import (
-    BEST, DELTA, GRAD, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION, PERIODIC_INDEX,
-    SPAN,
-    STATE_TYPE, THETA, X,
+    BEST, DELTA, GRAD, HDR_TYPE, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION,
+    PENDING_NONE, PENDING_ONE, PERIODIC_INDEX, SPAN, THETA, X,
 )
 
 
@@ -34,7 +33,15 @@ C_RATE, C_FACTOR = 0.1, 0.05  # c moves 10% of the way (in log terms) to its tar
 C_MIN = 1e-4  # unit-cube floor of the adaptive perturbation (its ceiling is the configured c, in c_max)
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, t.int64, t.int64, t.float64, t.int64), inline=True)
+@kernel(t.int64(MAT_TYPE, t.int64, t.int64), inline=True)
+def param_index(mat, row, j):
+    """The parameter index stored (as a float) at mat[row, j] of an index row (LOG_INDEX, PERIODIC_INDEX); 0 when it
+    is not one of 0..d-1, so a corrupted index row cannot move a write outside the matrix. Allocates: nothing."""
+    v = mat[row, j]
+    return np.int64(v) if 0.0 <= v < mat.shape[1] else 0
+
+
+@kernel(t.void(HDR_TYPE, MAT_TYPE, t.int64, t.int64, t.float64, t.int64), inline=True)
 def to_user(hdr, mat, src, direction, step, dst):
     """Write the user-unit value of the unit point mat[src] + step * mat[direction] into row ``dst``: clipped into
     [0, 1] (wrapped for periodic parameters), log scale, integer rounding, bounds. Mutates: mat[dst].
@@ -48,14 +55,14 @@ def to_user(hdr, mat, src, direction, step, dst):
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
     # log-scale and periodic parameters are redone apart: inside the loop above LLVM would evaluate exp for every element
     for j in range(hdr[0]["n_log"]):
-        i = np.int64(mat[LOG_INDEX, j])
+        i = param_index(mat, LOG_INDEX, j)
         u = min(max(mat[src, i] + step * mat[direction, i], 0.0), 1.0)
         v = np.exp(mat[LOW, i] + u * mat[SPAN, i])
         if mat[IS_INT, i] != 0.0:
             v = np.floor(v + 0.5)
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
     for j in range(hdr[0]["n_periodic"]):
-        i = np.int64(mat[PERIODIC_INDEX, j])
+        i = param_index(mat, PERIODIC_INDEX, j)
         u = mat[src, i] + step * mat[direction, i]
         v = mat[LOW, i] + (u - np.floor(u)) * mat[SPAN, i]
         if mat[IS_INT, i] != 0.0:
@@ -63,7 +70,7 @@ def to_user(hdr, mat, src, direction, step, dst):
         mat[dst, i] = min(max(v, mat[MIN, i]), mat[MAX, i])
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
+@kernel(t.void(HDR_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
 def to_user_units(hdr, mat, step, dst):
     """``to_user`` of theta + step * delta (step is +1, -1 or 0). Mutates: mat[dst]. Allocates: nothing."""
     to_user(hdr, mat, THETA, DELTA, step, dst)
@@ -72,7 +79,7 @@ def to_user_units(hdr, mat, step, dst):
 GAIN, PERTURBATION = 0, 1  # the decaying factors: a's 1 / (k + 1 + A)^alpha and c's 1 / (k + 1)^gamma
 
 
-@kernel(t.float64(STATE_TYPE, t.int64, t.int64), inline=True)
+@kernel(t.float64(HDR_TYPE, t.int64, t.int64), inline=True)
 def _decay_log(hdr, which, k):
     """The log of decaying factor ``which`` at update ``k``. Allocates: nothing."""
     h = hdr[0]
@@ -81,7 +88,7 @@ def _decay_log(hdr, which, k):
     return -h["gamma"] * log_at_least_one(k + 1.0)
 
 
-@kernel(t.float64(STATE_TYPE, t.int64, t.int64), inline=True)
+@kernel(t.float64(HDR_TYPE, t.int64, t.int64), inline=True)
 def _decay(hdr, which, k):
     """Decaying factor ``which`` at update ``k``: kept from when it was worked out ahead, else worked out now.
     Mutates: hdr (decay, decay_k). Allocates: nothing."""
@@ -93,7 +100,7 @@ def _decay(hdr, which, k):
     return h["decay"][which]
 
 
-@kernel(t.void(STATE_TYPE, t.int64, t.int64), inline=True)
+@kernel(t.void(HDR_TYPE, t.int64, t.int64), inline=True)
 def _decay_ahead(hdr, which, k):
     """The first half of factor ``which`` at a later update ``k``: its log, kept for ``_decay_finish``. A power is a
     chain of dependent operations longer than the step can hide; in two halves on two steps, each is hidden.
@@ -104,7 +111,7 @@ def _decay_ahead(hdr, which, k):
         h["decay_log_k"][which] = k
 
 
-@kernel(t.void(STATE_TYPE, t.int64), inline=True)
+@kernel(t.void(HDR_TYPE, t.int64), inline=True)
 def _decay_finish(hdr, which):
     """The second half: the factor from the log ``_decay_ahead`` kept (the factor it replaces has been used).
     Mutates: hdr (decay, decay_k). Allocates: nothing."""
@@ -113,12 +120,12 @@ def _decay_finish(hdr, which):
         _decay(hdr, which, k)
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE), inline=True)
+@kernel(t.int64(HDR_TYPE, MAT_TYPE), inline=True)
 def spsa_ask(hdr, mat):
     """Write the next proposal into mat[X]; asking again before a tell repeats it.
     Mutates: hdr, mat, RNG state. Allocates: nothing. Returns: OK, or BUDGET_EXHAUSTED with the best params in mat[X]."""
     h = hdr[0]
-    if h["pending"] != 0:
+    if h["pending"] != PENDING_NONE:
         return OK
     if h["budget"] > 0 and h["n_told"] >= h["budget"]:
         if h["has_best"] != 0:
@@ -138,7 +145,7 @@ def spsa_ask(hdr, mat):
         h["c_k"] = c_k
         # a log-scale integer's step, in unit-cube terms, depends on where theta is: size its floor there
         for j in range(h["n_log"]):
-            i = np.int64(mat[LOG_INDEX, j])
+            i = param_index(mat, LOG_INDEX, j)
             if mat[IS_INT, i] != 0.0:
                 v = max(np.exp(mat[LOW, i] + mat[THETA, i] * mat[SPAN, i]), mat[MIN, i])
                 mat[MIN_PERTURBATION, i] = INTEGER_PERTURBATION * np.log1p(1.0 / v) / mat[SPAN, i]
@@ -147,7 +154,7 @@ def spsa_ask(hdr, mat):
         to_user_units(hdr, mat, 1.0, X)
     else:
         to_user_units(hdr, mat, -1.0, X)
-    h["pending"] = 1
+    h["pending"] = PENDING_ONE
     return OK
 
 
@@ -160,7 +167,7 @@ def _move(a_k, gradient, limit):
     return min(max(move, -limit), limit)
 
 
-@kernel(t.float64(STATE_TYPE), inline=True)
+@kernel(t.float64(HDR_TYPE), inline=True)
 def _step_gain(hdr):
     """a_k, the gain applied to the mean gradient estimate of an update (0 while an automatic `a` is uncalibrated)."""
     h = hdr[0]
@@ -170,7 +177,7 @@ def _step_gain(hdr):
     return a_k * _decay(hdr, GAIN, h["k"])
 
 
-@kernel(t.void(STATE_TYPE, t.float64), inline=True)
+@kernel(t.void(HDR_TYPE, t.float64), inline=True)
 def _adapt_perturbation(hdr, y_minus):
     """Size c from the noise and curvature the pairs measure. A pair's mean is f(theta) + c_k^2 tr(H) / 2 + noise, so as
     c_k alternates the second difference r of successive pair means is +-4 WOBBLE c^2 tr(H) plus noise of variance
@@ -203,7 +210,7 @@ def _adapt_perturbation(hdr, y_minus):
     h["pair_mean"] = mean
 
 
-@kernel(t.void(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
+@kernel(t.void(HDR_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
     """Add the pair's gradient estimate (zero if it would overflow) to mat[GRAD]; after `n_average` pairs move theta
     along their mean, calibrating an automatic `a` on the way (from the largest gradient seen so far). Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
@@ -239,7 +246,7 @@ def _spsa_accumulate(hdr, mat, y_minus):
     a_k = _step_gain(hdr)
     limit = h["max_step"]
     for j in range(h["n_periodic"]):  # periodic parameters wrap around; the loop below then leaves them be
-        i = np.int64(mat[PERIODIC_INDEX, j])
+        i = param_index(mat, PERIODIC_INDEX, j)
         u = mat[THETA, i] - _move(a_k, mat[GRAD, i], limit)
         mat[THETA, i] = u - np.floor(u)
         mat[GRAD, i] = 0.0
@@ -251,7 +258,7 @@ def _spsa_accumulate(hdr, mat, y_minus):
         _decay_ahead(hdr, GAIN, h["k"])  # the next update's
 
 
-@kernel(t.float64(STATE_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
+@kernel(t.float64(HDR_TYPE, MAT_TYPE, t.float64, t.int64), inline=True)
 def count_value(hdr, mat, value, row):
     """Count one accepted (finite) ``value`` measured at the user-unit point mat[row], keeping the best.
     Mutates: hdr, mat[BEST]. Allocates: nothing. Returns: the value signed so that lower is better."""
@@ -266,16 +273,16 @@ def count_value(hdr, mat, value, row):
     return y
 
 
-@kernel(t.int64(STATE_TYPE, MAT_TYPE, t.float64), inline=True)
+@kernel(t.int64(HDR_TYPE, MAT_TYPE, t.float64), inline=True)
 def spsa_tell(hdr, mat, value):
     """Accept the measured ``value`` of the outstanding proposal.
     Mutates: hdr, mat. Allocates: nothing. Returns: OK, NONFINITE or NOT_ASKED (the last two change nothing)."""
     h = hdr[0]
-    if h["pending"] == 0:
+    if h["pending"] == PENDING_NONE:
         return NOT_ASKED
     if not np.isfinite(value):
         return NONFINITE
-    h["pending"] = 0
+    h["pending"] = PENDING_NONE
     y = count_value(hdr, mat, value, X)
     if h["phase"] == 0:
         h["y_plus"] = y
@@ -289,7 +296,7 @@ def spsa_tell(hdr, mat, value):
     return OK
 
 
-@kernel(t.void(STATE_TYPE), inline=True)
+@kernel(t.void(HDR_TYPE), inline=True)
 def spsa_reopen(hdr):
     """Re-open exploration after the objective drifted: decaying gains start again from k = 0 (constant gains are
     unchanged: they already track), and the best value, measured before the drift, is forgotten. The pair in flight

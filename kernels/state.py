@@ -6,6 +6,7 @@ the header, with no extra argument. The first ROWS rows are common to every stra
 strategy's own rows and vector slices start at the ``r_*`` and ``v_*`` offsets its header records.
 """
 
+import hashlib
 import mmap
 
 import numba
@@ -45,10 +46,10 @@ def rows_of(state, rows, width):
     return buf[start:start + rows * width].reshape(rows, width)
 
 
-MAGIC = 0x6172716F6E5F5336  # "arqon_S6": marks a buffer built by new_state; the digit is the layout version
-
 _FIELDS = [
-    ("magic", np.int64),
+    ("magic", np.int64),  # MAGIC: a buffer built by new_state
+    ("layout", np.int64),  # the strategy's layout id (LAYOUT_IDS): derived from this header and its blocks
+    ("words", np.int64),  # float64 words of the whole buffer: header, matrix, vector
     ("d", np.int64),  # number of parameters
     ("n_log", np.int64),  # number of log-scale parameters (their indices are in mat[LOG_INDEX, :n_log])
     ("n_int", np.int64),  # number of integer parameters
@@ -85,7 +86,8 @@ _FIELDS = [
     ("n_arch", np.int64),  # CMA-ES model: archive rows (0: no model)
     ("i_arch", np.int64),  # archive slot to write next
     ("n_arch_filled", np.int64),
-    ("n_feat", np.int64),  # quadratic model terms, (d + 1)(d + 2) / 2
+    ("n_feat", np.int64),  # quadratic model terms, (d + 1)(d + 2) / 2 (0: no model)
+    ("d_model", np.int64),  # parameters the model's Hessian spans: d with the model, else 0
     ("model_member", np.int64),  # member holding the model's point this generation, -1 if none
     ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
     ("adapt_c", np.int64),  # SPSA: 1 sizes the perturbation from the measured noise and curvature, 0 keeps c's schedule
@@ -94,8 +96,7 @@ _FIELDS = [
     # over two steps ahead of their use (see spsa.py): the k of each ``decay`` and of each ``decay_log`` (-1: none)
     ("decay_k", np.int64, (2,)),
     ("decay_log_k", np.int64, (2,)),
-    ("r_pop", np.int64),  # row offsets of the strategy's blocks (see the strategy modules)
-    ("r_user", np.int64),
+    ("r_user", np.int64),  # row offsets of the strategy's blocks (BLOCKS below)
     ("r_z", np.int64),
     ("r_y", np.int64),
     ("r_l", np.int64),
@@ -152,6 +153,8 @@ _FIELDS = [
 ]
 HEADER = padded_record(_FIELDS)  # the state's header record: scalars, gains, counters, rng, best value
 HEADER_BYTES = HEADER.itemsize  # the matrix starts this many bytes into the buffer
+HEADER_WORDS = HEADER_BYTES // 8
+MAGIC = 0x6172716F6E5F7374  # "arqon_st": a tuner state (which layout: the ``layout`` field)
 
 # Rows of the state matrix.
 X = 0  # proposal in user units (what ask returns)
@@ -174,28 +177,138 @@ SPSA, ES, PBT, CMAES = 0, 1, 2, 3  # values of the header's ``strategy``
 
 INTEGER_PERTURBATION = 0.6  # integer steps: over half a step, so the two points of a pair never round alike
 
-STATE_TYPE = numba.from_dtype(HEADER)[::1]
+PENDING_NONE, PENDING_ONE, PENDING_BATCH = 0, 1, 2  # values of ``pending``: nothing out, one proposal, a batch
+
+# The blocks of each strategy, in order: (header field holding the offset, size). Matrix blocks are rows of width d
+# after the ROWS common ones; vector blocks are float64 words after the matrix. A size is a header field, d, a number,
+# or a product of those ("n_feat*n_feat"). Declared once: ``new_state`` places them, the layout id hashes them.
+POPULATION_ROWS = (("r_y", "n_pop_max"), ("r_user", "n_pop_max"))
+POPULATION_VECTOR = (("v_val", "n_pop_max"), ("v_order", "n_pop_max"), ("v_w", "n_pop_max"))
+BLOCKS = {
+    SPSA: ((), ()),
+    ES: (POPULATION_ROWS, POPULATION_VECTOR),
+    PBT: (POPULATION_ROWS, POPULATION_VECTOR),
+    CMAES: (POPULATION_ROWS + (("r_z", "n_pop_max"), ("r_l", "d"), ("r_pc", 1), ("r_ps", 1), ("r_work", 1),
+                               ("r_keep", 1), ("r_arch", "n_arch")),
+            POPULATION_VECTOR + (("v_arch", "n_arch"), ("v_norm", "n_feat*n_feat"), ("v_rhs", "n_feat"),
+                                 ("v_feat", "n_feat"), ("v_hess", "d_model*d_model"))),
+}
+STRATEGY_NAMES = {SPSA: "spsa", ES: "es", PBT: "pbt", CMAES: "cmaes"}
+WORD_OF = {name: HEADER.fields[name][1] // 8 for name in HEADER.names}  # a header field's word index
+
+
+def _block_table():
+    """BLOCKS as the kernels read them: per strategy, one row per block of (offset word, size factor words a and b
+    (-1: none), region (0: matrix rows, 1: vector words)); rows of -1 pad."""
+    rows = {}
+    for strategy, regions in BLOCKS.items():
+        rows[strategy] = []
+        for region, blocks in enumerate(regions):
+            for field, size in blocks:
+                words = [WORD_OF[f] for f in str(size).split("*") if not f.isdigit()]
+                assert len(words) <= 2 and all(f == "1" for f in str(size).split("*") if f.isdigit()), size
+                rows[strategy].append([WORD_OF[field], *(words + [-1, -1])[:2], region])
+    table = np.full((len(BLOCKS), max(len(r) for r in rows.values()), 4), -1, np.int64)
+    for strategy, r in rows.items():
+        table[strategy, :len(r)] = np.array(r, np.int64).reshape(-1, 4)
+    return table
+
+
+def _layout_id(strategy):
+    """A 63-bit id of a strategy's layout: a hash of the header record (names, types, offsets), the common rows and the
+    strategy's blocks. A change to one strategy's blocks leaves the other strategies' ids (and their logs) as they are."""
+    text = repr(("tuner", STRATEGY_NAMES[strategy], HEADER.descr, HEADER.itemsize, ROWS, BLOCKS[strategy]))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+BLOCK_TABLE = _block_table()
+LAYOUT_IDS = np.array([_layout_id(s) for s in sorted(BLOCKS)], dtype=np.int64)  # indexed by strategy code
+MAX_D = 1 << 20  # the most parameters a state can hold
+MAX_STATE_BYTES = 1 << 30  # default limit of ``new_state``: a config whose state would be larger is refused
+
+
+def layout_name(strategy):
+    """The layout of ``strategy``'s states as a person reads it, e.g. ``tuner.spsa/3f9c...``: what an audit log records."""
+    return f"tuner.{STRATEGY_NAMES[strategy]}/{int(LAYOUT_IDS[strategy]):016x}"
+
+
+def _size(expression, sizes):
+    value = 1
+    for factor in str(expression).split("*"):
+        value *= int(factor) if factor.isdigit() else sizes[factor]
+    return value
+
+
+def state_words(strategy, d, sizes):
+    """Float64 words of a state of ``strategy`` over ``d`` parameters with the block ``sizes`` (n_pop_max, n_arch,
+    n_feat, d_model as the strategy uses them): header + (ROWS + matrix block rows) * d + vector block words."""
+    sizes = {"d": d, **sizes}
+    row_blocks, vector_blocks = BLOCKS[strategy]
+    rows = ROWS + sum(_size(n, sizes) for _, n in row_blocks)
+    return HEADER_WORDS + rows * d + sum(_size(n, sizes) for _, n in vector_blocks)
+
+
+def new_state(strategy, d, max_bytes=MAX_STATE_BYTES, **sizes):
+    """A zeroed, page-aligned state of ``strategy`` (a code: SPSA, ES, PBT, CMAES) for ``d`` parameters, its blocks
+    placed for ``sizes`` (see ``state_words``): magic, layout id, words, strategy, d and every block offset set,
+    the rest zero (the caller fills bounds, settings and the RNG). Raises ValueError naming d when the state would
+    exceed ``max_bytes``. Returns: the whole buffer (one float64 array: copy it, save it, pass it to any kernel)."""
+    if strategy not in BLOCKS:
+        raise ValueError(f"strategy: unknown code {strategy}")
+    if not 1 <= d <= MAX_D:
+        raise ValueError(f"d: {d} parameters; a state holds 1 to {MAX_D}")
+    words = state_words(strategy, d, sizes)
+    if 8 * words > max_bytes:
+        raise ValueError(f"d = {d}: the {STRATEGY_NAMES[strategy]} state would take {8 * words / 2**20:.0f} MiB, over "
+                         f"the limit of {max_bytes / 2**20:.0f} MiB")
+    buf = page_aligned_zeros(words)
+    h = buf[:HEADER_WORDS].view(HEADER)[0]
+    h["magic"], h["layout"], h["words"], h["strategy"], h["d"] = MAGIC, LAYOUT_IDS[strategy], words, strategy, d
+    row_blocks, vector_blocks = BLOCKS[strategy]
+    sizes = {"d": d, **sizes}
+    at = ROWS
+    for field, n in row_blocks:
+        h[field] = at
+        at += _size(n, sizes)
+    h["rows"] = at
+    at = 0
+    for field, n in vector_blocks:
+        h[field] = at
+        at += _size(n, sizes)
+    h["n_vec"] = at
+    for field in ("n_pop_max", "n_arch", "n_feat", "d_model"):
+        if field in sizes:
+            h[field] = sizes[field]
+    h["decay_k"][:] = h["decay_log_k"][:] = -1
+    return buf
+
+
+def header(buf):
+    """The header record of the state ``buf`` (a NumPy record: its fields read and write the buffer).
+    Raises ValueError for an array that is not a whole tuner state."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or buf.shape[0] < HEADER_WORDS \
+            or not buf.flags.c_contiguous:
+        raise ValueError("not a tuner state: a state is the whole float64 buffer that arqon.Tuner(...).state returns")
+    h = buf[:HEADER_WORDS].view(HEADER)[0]
+    if h["magic"] != MAGIC or h["words"] != buf.shape[0]:
+        raise ValueError("not a tuner state: a state is the whole float64 buffer that arqon.Tuner(...).state returns")
+    return h
+
+
+def matrix(buf):
+    """The (rows, d) matrix of the state ``buf`` as a NumPy view."""
+    h = header(buf)
+    return buf[HEADER_WORDS:HEADER_WORDS + int(h["rows"]) * int(h["d"])].reshape(int(h["rows"]), int(h["d"]))
+
+
+def vector(buf):
+    """The vector after the matrix of the state ``buf`` as a NumPy view."""
+    h = header(buf)
+    start = HEADER_WORDS + int(h["rows"]) * int(h["d"])
+    return buf[start:start + int(h["n_vec"])]
+
+
+STATE_TYPE = numba.float64[::1]  # a state as kernels take it: the whole buffer
+HDR_TYPE = numba.from_dtype(HEADER)[::1]  # its header, as the strategy cores take it once the state is open
 MAT_TYPE = numba.float64[:, ::1]
 VEC_TYPE = numba.float64[::1]
-
-
-def new_state(d, rows=ROWS, n_vec=1):
-    """A zeroed state for ``d`` parameters with a (rows, d) matrix and an n_vec vector, magic and sizes set (the shell
-    fills in the rest)."""
-    state = allocate(HEADER, rows, d, n_vec)
-    h = state[0]
-    h["magic"], h["d"], h["rows"], h["n_vec"] = MAGIC, d, rows, n_vec
-    h["decay_k"][:] = h["decay_log_k"][:] = -1
-    return state
-
-
-def matrix(state):
-    """The (rows, d) matrix of ``state`` as a NumPy view."""
-    return rows_of(state, int(state[0]["rows"]), int(state[0]["d"]))
-
-
-def vector(state):
-    """The vector after the matrix of ``state`` as a NumPy view."""
-    h = state[0]
-    start = state.dtype.itemsize // 8 + int(h["rows"]) * int(h["d"])
-    return state.base[start:start + int(h["n_vec"])]

@@ -9,9 +9,9 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
-from .api import reopen_exploration, step
+from .api import open_state, reopen_exploration, step
 from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_HEADER, RING_TYPE, ring_push
-from .state import MAGIC as TUNER_MAGIC, STATE_TYPE
+from .state import HEADER, STATE_TYPE
 from .stats import MAGIC, TEL_HEADER, TEL_TYPE, buckets_of, metric_add, metric_stat, metrics_of
 
 
@@ -76,23 +76,24 @@ def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
     tuner's exploration (``api.reopen_exploration``) and push a REOPENED_EVENT record; a drift for the better re-opens nothing
     (the tuner is still descending, or the world got easier). Mutates: state, tel, ring. Allocates: nothing.
     Returns: WAITING (nothing done), or the step's flags with REOPENED when exploration re-opened."""
-    th = borrow(state)
+    state = borrow(state)
     h = borrow(tel)
     g = h[0]
-    if th[0]["magic"] != TUNER_MAGIC or g["magic"] != MAGIC or metric < 0 or metric >= g["n_metrics"]:
+    if open_state(state) != OK or g["magic"] != MAGIC or metric < 0 or metric >= g["n_metrics"]:
         return BAD_STATE
     records = metrics_of(h)
     rec = records[metric:metric + 1]
     if rec[0]["n"] < min_samples or rec[0]["n"] == 0:
         return WAITING
     status = OK
+    th = view_at(state.ctypes.data, 1, HEADER)
     worse = rec[0]["drift_sign"] * th[0]["sense"] > 0  # a rise when minimizing, a fall when maximizing
     if rec[0]["drifts"] != rec[0]["drifts_seen"] and worse:
         reopen_exploration(th)
         ring_push(ring, step_, metric, np.float64(rec[0]["drifts"]), g["generation"], g["variant"], REOPENED_EVENT)
         status |= REOPENED
     rec[0]["drifts_seen"] = rec[0]["drifts"]
-    status |= step(th, metric_stat(rec, buckets_of(h)[metric], stat, q))
+    status |= step(state, metric_stat(rec, buckets_of(h)[metric], stat, q))
     th[0]["status"] = status
     g["generation"] += 1
     return status

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import random
 import selectors
 import signal
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import arqon
-from arqon.audit import FRAME_MAGIC, STATE_LAYOUT, AuditLog, LogCorrupt, LogIncompatible, read_log, replay
+from arqon.audit import FRAME_MAGIC, AuditLog, LogCorrupt, LogIncompatible, read_log, replay, state_layout
 from arqon.cli import main as cli
 from arqon.kernels import audit as audit_kernels
 from tests.conftest import ROOT, run_in_fresh_process
@@ -79,17 +80,20 @@ def test_replay_finds_the_first_divergence(tmp_path):
     assert audit_kernels.audit_replay(other_seed.state, records, len(records)) == 0
 
 
-@pytest.mark.parametrize("written", ["arqon_S5", None])
+@pytest.mark.parametrize("written", ["arqon_S6", "tuner.spsa/0123456789abcdef", None])
 def test_a_log_from_another_state_layout_is_refused_by_name(tmp_path, monkeypatch, capsys, written):
     """Every record's digest covers the whole state: under another layout none could match, so replay says why
-    instead of reporting a divergence at record 0. None: a log from before the layout was recorded."""
+    instead of reporting a divergence at record 0. "arqon_S6": the single layout digit logs carried before layouts were
+    declared per strategy; None: a log from before the layout was recorded."""
     path = tmp_path / "old.arqlog"
     with monkeypatch.context() as m:
-        m.setattr("arqon.audit.STATE_LAYOUT", written)
+        m.setattr("arqon.audit.state_layout", lambda state: written)
         _run(path, 1, 50)
     assert read_log(path).header["state_layout"] == written
-    expected = "state layout arqon_S5" if written else r"an older state layout \(not recorded in the log\)"
-    with pytest.raises(LogIncompatible, match=f"{expected}; this arqon .* uses {STATE_LAYOUT}"):
+    expected = f"state layout {written}" if written else r"an older state layout \(not recorded in the log\)"
+    here = state_layout(arqon.Tuner({**CONFIG, "seed": 1}).state)
+    assert re.fullmatch(r"tuner\.spsa/[0-9a-f]{16}", here)
+    with pytest.raises(LogIncompatible, match=f"{expected}; this arqon .* uses {re.escape(here)}"):
         replay(path)
     assert cli(["replay", str(path)]) != 0
     assert "replay it with the arqon that wrote it" in capsys.readouterr().err

@@ -2,16 +2,18 @@
 
 import importlib
 import json
+import os
 import re
 import sys
 import tracemalloc
+from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 
 import arqon
-from arqon.kernels import ask, proposal, step
+from arqon.kernels import ask, header, proposal, step
 from tests.conftest import run_in_fresh_process, space, sphere
 
 needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="measures compiled code")
@@ -166,10 +168,6 @@ _SEQUENCE = """
     import json, numba, numpy as np, arqon
     from arqon.kernels import ask, proposal, step
 
-    CONFIG = {"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(6)]
-              + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}, {"name": "n", "min": 1, "max": 9,
-                 "integer": True}], "seed": 1234, "strategy": "STRATEGY"}
-
     @numba.njit
     def cost(x):
         return np.sum((x[:6] - 1.0) ** 2) + np.log(x[6]) ** 2 + (x[7] - 4.0) ** 2
@@ -182,25 +180,32 @@ _SEQUENCE = """
             out[i] = x
             step(state, cost(x))
 
-    t = arqon.Tuner(CONFIG)
-    x, from_python = t.ask(), []
-    for i in range(300):
-        from_python.append(x.tolist())
-        x = t.step(cost(x))
-    from_njit = np.zeros((300, 8))
-    inside(arqon.Tuner(CONFIG).state, from_njit)
-    print(json.dumps([from_python, from_njit.tolist()]))
+    runs = {}
+    for strategy in ("spsa", "es", "pbt", "cmaes"):
+        config = {"params": [{"name": f"x{i}", "min": -5, "max": 5} for i in range(6)]
+                  + [{"name": "lr", "min": 1e-4, "max": 1, "scale": "log"}, {"name": "n", "min": 1, "max": 9,
+                     "integer": True}], "seed": 1234, "strategy": strategy}
+        t = arqon.Tuner(config)
+        x, from_python = t.ask(), []
+        for i in range(300):
+            from_python.append(x.tolist())
+            x = t.step(cost(x))
+        from_njit = np.zeros((300, 8))
+        inside(arqon.Tuner(config).state, from_njit)
+        runs[strategy] = [from_python, from_njit.tolist()]
+    print(json.dumps(runs))
 """
 
 
-@pytest.mark.parametrize("strategy", ["spsa", "es", "pbt", "cmaes"])
-def test_same_seed_same_proposals_from_python_and_njit_in_fresh_processes(strategy):
-    code = _SEQUENCE.replace("STRATEGY", strategy)
-    python_1, njit_1 = json.loads(run_in_fresh_process(code))
-    python_2, njit_2 = json.loads(run_in_fresh_process(code, {"ARQON_JIT_CACHE": "0"}))
-    assert python_1 == njit_1 == python_2 == njit_2  # bit-identical, with and without the on-disk cache
-    distinct = len({tuple(v) for v in python_1})  # and it is really exploring (PBT re-measures kept members)
-    assert distinct > (60 if strategy == "pbt" else 200)
+def test_same_seed_same_proposals_from_python_and_njit_in_fresh_processes():
+    """Every strategy in one process loading the cached kernels and one compiling them all afresh (no cache)."""
+    cached = json.loads(run_in_fresh_process(_SEQUENCE))
+    uncached = json.loads(run_in_fresh_process(_SEQUENCE, {"ARQON_JIT_CACHE": "0"}))
+    for strategy, (python_1, njit_1) in cached.items():
+        python_2, njit_2 = uncached[strategy]
+        assert python_1 == njit_1 == python_2 == njit_2, strategy  # bit-identical, with and without the cache
+        distinct = len({tuple(v) for v in python_1})  # and it is really exploring (PBT re-measures kept members)
+        assert distinct > (60 if strategy == "pbt" else 200), strategy
 
 
 def test_golden_values():
@@ -210,7 +215,7 @@ def test_golden_values():
     for _ in range(100):
         x = t.step(sphere(x, 1.0))
     assert x.tolist() == GOLDEN_X
-    assert t.state[0]["rng"].tolist() == GOLDEN_RNG
+    assert header(t.state)["rng"].tolist() == GOLDEN_RNG
 
 
 GOLDEN_X = [1.3362289456581342, 1.3362462140095497, 0.6637932740964017]  # automatic `a` from the largest early gradient
@@ -234,7 +239,7 @@ def test_kernel_states_start_on_a_page_boundary():
     executor = arqon.Executor({"params": {n: {} for n in tuner.names}, "metrics": ["m"], "slos": ["m <= 1"]}, tuner)
     telemetry = arqon.Telemetry({"metrics": [{"name": "m"}]})
     for state in (tuner.state, executor.state, telemetry.state):
-        assert state.ctypes.data % mmap.PAGESIZE == 0 and state.base.flags.writeable
+        assert state.ctypes.data % mmap.PAGESIZE == 0 and state.flags.writeable
 
 
 @needs_jit
@@ -265,6 +270,7 @@ def _compiled_functions(asm):
 
 
 @needs_jit
+@pytest.mark.slow  # compiles step, emit and guard_offer afresh
 def test_hot_kernels_leave_no_call_to_an_inlined_helper():
     """Helpers declared ``inline=True`` are inlined by LLVM: none is left as a function in the compiled code of the
     kernels that use them (one left there would be called, costing the call and the constants it no longer sees).
@@ -287,23 +293,82 @@ def test_hot_kernels_leave_no_call_to_an_inlined_helper():
 
 
 @needs_jit
-def test_second_process_loads_compiled_kernels_from_cache(tmp_path):
+def test_second_process_loads_compiled_kernels_from_cache():
+    """This process compiled (or loaded) the kernels into the cache at import; a fresh one loads them all from it."""
     code = """
-        import time
-        t0 = time.perf_counter()
         import arqon
         from tests.conftest import space
         t = arqon.Tuner(space(4)); x = t.ask(); t.step(1.0); t.recommend()
         from arqon.kernels import api
-        kernels = [api.ask, api.tell, api.step, api.step_at, api.recommend]
+        kernels = [api.ask, api.tell, api.step, api.step_at, api.recommend, api.open_state]
         print(sum(sum(k.stats.cache_hits.values()) for k in kernels), sum(sum(k.stats.cache_misses.values()) for k in kernels))
     """
-    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    run_in_fresh_process(code, env)  # fills the cache (or hits an editable install's __pycache__)
-    hits, misses = map(int, run_in_fresh_process(code, env).split())
-    assert hits == 5 and misses == 0
+    hits, misses = map(int, run_in_fresh_process(code).split())
+    assert hits == 6 and misses == 0
 
 
+_CALLER = """
+import numba
+from arqon.kernels import drop_stale_cache, splitmix64_next
+
+def _probe():
+    pass
+
+drop_stale_cache(_probe)
+
+@numba.njit(cache=True)
+def caller(x):
+    return splitmix64_next(x)
+"""
+
+
+def test_cached_callers_outside_the_kernels_are_dropped_when_a_kernel_source_changes(tmp_path):
+    """Numba checks a cache entry only against its own file, yet a cache=True function calling a kernel inlines it:
+    its module's call to drop_stale_cache drops it when the stamp of the kernel sources differs. A tiny package in
+    tmp_path (its own cache beside it) calls a small kernel; the arqon kernels load from this session's cache."""
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "__init__.py").write_text(_CALLER)
+    code = f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import numpy as np
+        import tiny
+        tiny.caller(np.array([1], np.uint64))
+        from numba.core.caching import FunctionCache
+        print(sum(tiny.caller.stats.cache_hits.values()), FunctionCache(tiny._probe)._cache_path)
+    """
+
+    def hits():
+        n, folder = run_in_fresh_process(code).split(maxsplit=1)
+        return int(n), Path(folder.strip())
+
+    assert hits()[0] == 0  # compiled and cached
+    n, folder = hits()
+    assert n == 1  # warm
+    assert str(tmp_path) in str(folder) or "NUMBA_CACHE_DIR" in os.environ  # its own folder, not the kernels'
+    (folder / "arqon-kernels.sha256").write_text("sources as they were before an edit")
+    assert hits()[0] == 0  # stale: recompiled, not loaded
+    assert hits()[0] == 1
+
+
+@needs_jit
+def test_the_kernels_own_cache_folder_carries_the_stamp_of_their_sources():
+    """The kernels' cache is dropped by the same function (``drop_stale_cache`` at the import of ``_jit``), keyed to
+    the hash of every kernel source: the stamp beside the cached kernels is that hash (the cold recompile that
+    follows a changed stamp is checked in the slow tier)."""
+    import hashlib
+
+    from numba.core.caching import FunctionCache
+
+    from arqon.kernels import _jit
+
+    here = Path(_jit.__file__).parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))).hexdigest()
+    stamp = Path(FunctionCache(_jit._cache_probe)._cache_path) / "arqon-kernels.sha256"
+    assert stamp.read_text() == digest
+
+
+@pytest.mark.slow
 @needs_jit
 def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     """Numba checks a cache entry only against its own file, yet kernels inline helpers from other files."""
@@ -320,19 +385,3 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     assert run_in_fresh_process(code, env).strip() == "1"
 
 
-def test_cached_callers_outside_the_kernels_are_dropped_too(tmp_path):
-    """A cache=True function elsewhere (here the contracts' step loop) inlines kernels as well: its module's call to
-    drop_stale_cache drops it when a kernel source changed."""
-    code = """
-        from arqon import contracts
-        contracts.njit_steps(contracts.tuner(2).state, contracts.VALUES, 1)
-        print(sum(contracts.njit_steps.stats.cache_hits.values()))
-    """
-    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    run_in_fresh_process(code, env)
-    assert run_in_fresh_process(code, env).strip() == "1"  # warm
-    stamps = list(tmp_path.rglob("arqon-kernels.sha256"))
-    assert len(stamps) >= 2  # the kernels' cache folder and the contracts' one
-    for stamp in stamps:
-        stamp.write_text("sources as they were before an edit")
-    assert run_in_fresh_process(code, env).strip() == "0"  # stale: recompiled, not loaded

@@ -4,7 +4,7 @@ import pytest
 import arqon
 from arqon.kernels.cmaes import _cholesky_update, quadratic_minimizer
 from arqon.kernels.population import rank
-from arqon.kernels.state import THETA, matrix, vector
+from arqon.kernels.state import HEADER, HEADER_WORDS, THETA, header, matrix, vector
 from tests.conftest import space, sphere
 from tests.reference import reference_cma_update
 
@@ -37,7 +37,7 @@ def test_rank_sorts_like_argsort_with_missing_last(seed):
 
 def test_quadratic_model_finds_the_exact_minimizer():
     t = arqon.Tuner(space(3, seed=1, budget=100, strategy="cmaes"))
-    h, mat, vec = t.state, matrix(t.state), vector(t.state)
+    h, mat, vec = t.state[:HEADER_WORDS].view(HEADER), matrix(t.state), vector(t.state)  # the header as cores take it
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 3))
     hess = a @ a.T + np.eye(3)
@@ -58,7 +58,7 @@ def test_quadratic_model_finds_the_exact_minimizer():
 def test_one_generation_matches_the_reference_update(seed):
     d = 5
     t = arqon.Tuner(space(d, seed=seed, strategy="cmaes", cmaes={"model": "off"}))
-    h, mat = t.state[0], matrix(t.state)
+    h, mat = header(t.state), matrix(t.state)
     rng = np.random.default_rng(seed)
     for gen in range(3):  # a few generations, so that C, the paths and sigma are no longer at their start
         lam = int(h["n_pop"])
@@ -83,9 +83,9 @@ def test_restarts_double_the_population_and_keep_the_best():
     t = arqon.Tuner(space(2, seed=3, budget=3000, strategy="cmaes", cmaes={"model": "off", "restarts": 2}))
     populations = set()
     while not t.done:
-        populations.add(int(t.state[0]["n_pop"]))
+        populations.add(int(header(t.state)["n_pop"]))
         rows = t.ask_batch()
         t.tell_batch([sphere(x, 1.0) for x in rows])
-    assert t.state[0]["restarts"] == 2
+    assert header(t.state)["restarts"] == 2
     assert populations == {6, 12, 24}
     assert t.best.value < 1e-12

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import arqon
-from arqon.kernels.state import THETA, matrix
+from arqon.kernels.state import THETA, header, matrix
 from tests.conftest import space, sphere
 from tests.reference import reference_es_update
 
@@ -11,7 +11,7 @@ from tests.reference import reference_es_update
 def test_generations_are_mirrored_and_update_as_the_reference(seed):
     d = 4
     t = arqon.Tuner(space(d, seed=seed, strategy="es"))
-    h, mat = t.state[0], matrix(t.state)
+    h, mat = header(t.state), matrix(t.state)
     rng = np.random.default_rng(seed)
     for _ in range(5):
         theta, sigma = mat[THETA].copy(), float(h["sigma"])
@@ -32,5 +32,5 @@ def test_constant_step_keeps_sigma_and_tracks():
     x = t.ask()
     for _ in range(600):
         x = t.step(sphere(x, 2.0))
-    assert float(t.state[0]["sigma"]) == 0.05
+    assert float(header(t.state)["sigma"]) == 0.05
     assert sphere(list(t.recommend().values()), 2.0) < 0.05

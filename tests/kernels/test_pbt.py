@@ -1,13 +1,13 @@
 import numpy as np
 
 import arqon
-from arqon.kernels.state import THETA, matrix, vector
+from arqon.kernels.state import THETA, header, matrix, vector
 from tests.conftest import space, sphere
 
 
 def test_the_worst_copy_a_top_member_within_the_explore_step():
     t = arqon.Tuner(space(3, seed=4, strategy="pbt", pbt={"pool": 8, "replace": 0.25, "explore": 0.1}))
-    h, mat, vec = t.state[0], matrix(t.state), vector(t.state)
+    h, mat, vec = header(t.state), matrix(t.state), vector(t.state)
     rng = np.random.default_rng(0)
     for _ in range(20):
         t.ask_batch()
