@@ -264,11 +264,15 @@ class AuditLog:
     def _run(self):
         out = np.zeros(min(self.ring.capacity, 1 << 14) + 1, RECORD)
         drained = out[:-1]  # the last slot is room for a LOST record
+        capacity = self.ring.capacity
         unsynced, last_sync = 0, time.monotonic()
         try:
             while True:
                 stopping = self._stop.is_set()
-                n = _DRAIN(self._header, drained)
+                n = _DRAIN(self._header, capacity, drained)
+                if n < 0:
+                    raise RuntimeError("the audit ring's header was overwritten (magic, record size or capacity "
+                                       "changed): no record can be trusted, logging stopped")
                 if n:
                     self._last_step, self._lost = int(out[n - 1]["step"]), int(out[n - 1]["lost"])
                 refused = int(self._header[0]["dropped"])

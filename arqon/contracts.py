@@ -270,7 +270,7 @@ def _audited_steps(state, audit, out, values, start, n):
     for i in range(start, start + n):
         audit_kernels.audited_step(state, audit, values[i & 1023], i)
         if i & 1023 == 0:
-            audit_kernels.audit_drain(audit, out)
+            audit_kernels.audit_drain(audit, audit[0]["capacity"], out)
 
 
 def _audited_step_probe(d):

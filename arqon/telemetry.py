@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import operator
 import re
 import sys
+import weakref
 from multiprocessing import resource_tracker, shared_memory
 from typing import Annotated, Literal
 
@@ -138,6 +140,7 @@ class Ring:
         self._owner = shared
         self._buffer = np.ndarray(size, np.uint8, self._shm.buf) if shared else np.zeros(size, np.uint8)
         self.header = ring_kernels.init_ring(self._buffer, config.capacity, _POLICIES[config.policy])
+        self._capacity = config.capacity
         self._out = np.zeros(min(config.capacity, 65_536), ring_kernels.RECORD)
 
     @classmethod
@@ -158,7 +161,8 @@ class Ring:
             resource_tracker.unregister(shm._name, "shared_memory")
         self = cls.__new__(cls)
         self._shm, self._owner, self._buffer, self.header = shm, False, buffer, header
-        self._out = np.zeros(min(int(header[0]["capacity"]), 65_536), ring_kernels.RECORD)
+        self._capacity = int(header[0]["capacity"])  # what is mapped: every drain checks the header still says so
+        self._out = np.zeros(min(self._capacity, 65_536), ring_kernels.RECORD)
         return self
 
     @property
@@ -169,7 +173,7 @@ class Ring:
     @property
     def capacity(self) -> int:
         """Records the ring holds."""
-        return int(self.header[0]["capacity"])
+        return self._capacity
 
     @property
     def policy(self) -> str:
@@ -187,7 +191,13 @@ class Ring:
         target = self._out if out is None else out
         if target.dtype != ring_kernels.RECORD or target.ndim != 1 or not target.flags.c_contiguous:
             raise TypeError("out must be a contiguous 1-D array of arqon.kernels.ring.RECORD")
-        return target[: _DRAIN(self.header, target)]
+        if self.header is None:
+            raise ValueError("the ring is closed")
+        n = _DRAIN(self.header, self._capacity, target)
+        if n < 0:
+            raise ValueError(f"ring {self.name or '(private)'}: its header no longer describes a ring of "
+                             f"{self._capacity} records (magic, record size or capacity overwritten): nothing read")
+        return target[:n]
 
     def counters(self) -> dict[str, int]:
         """written, read, dropped (refused by drop-newest), overrun (overwritten before read), torn (overwritten
@@ -199,10 +209,20 @@ class Ring:
                 "overrun": int(h["overrun"]) + lapped, "torn": int(h["torn"]), "pending": written - tail - lapped}
 
     def close(self) -> None:
-        """Release the shared memory (and unlink it if this ring created it)."""
+        """Release the shared memory (and unlink it if this ring created it). Raises RuntimeError, and leaves the
+        ring open, while anything else still holds a view of it (a ``Telemetry`` on it, its ``emit``, ``header``):
+        its next write would land in unmapped memory."""
         if self._shm is not None:
-            self.header = None
-            self._buffer = None
+            buffer = weakref.ref(self._buffer)  # every view of the ring (its header included) keeps the buffer alive
+            header, self.header, self._buffer = self.header, None, None
+            del header
+            if buffer() is not None:
+                gc.collect()  # a view held only by unreachable objects does not count
+            if buffer() is not None:
+                self._buffer = buffer()
+                self.header = self._buffer[:ring_kernels.RING_HEADER_BYTES].view(ring_kernels.RING_HEADER)
+                raise RuntimeError(f"ring {self._shm.name} is still in use (a Telemetry on it, its emit, or a view of "
+                                   "its header): drop those first, then close it")
             self._shm.close()
             if self._owner:
                 self._shm.unlink()

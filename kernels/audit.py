@@ -234,5 +234,6 @@ def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_sampl
     return status | logged | _log_event(audit, STEP, step_, value, state_digest(state), step_status)
 
 
-audit_drain = kernel(t.int64(RING_TYPE, AUDIT_TYPE))(_drain)
-audit_drain.__doc__ = "``ring_drain`` for an audit ring: moves AUDIT_RECORDs into ``out``; returns how many."
+audit_drain = kernel(t.int64(RING_TYPE, t.int64, AUDIT_TYPE))(_drain)
+audit_drain.__doc__ = ("``ring_drain`` for an audit ring: moves AUDIT_RECORDs into ``out``; returns how many "
+                       "(-BAD_STATE: not a ring of ``capacity`` records).")

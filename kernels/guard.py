@@ -13,13 +13,12 @@ import numpy as np
 from numba import types as t
 
 from ._jit import borrow, kernel, release_fence, view_at
+from ._status import BAD_STATE, NONFINITE  # the tuner's values: one name, one value everywhere
 from .state import allocate, padded_record, rows_of
 
-# reasons
-NONFINITE = 1 << 0
+# reasons (NONFINITE = 1 and BAD_STATE = 8 come from _status)
 NOT_ALLOWED = 1 << 1  # a parameter outside the allowlist would change
 OUT_OF_BOUNDS = 1 << 2
-MAX_DELTA = 1 << 3
 COOLDOWN = 1 << 4  # a parameter changed too recently
 DWELL = 1 << 5  # the last apply was too recent (global cooldown)
 RATE_LIMIT = 1 << 6
@@ -29,7 +28,7 @@ SAFE_MODE = 1 << 9
 REJECTED = 1 << 10  # set with at least one reason when nothing was staged
 NO_CHANGE = 1 << 11  # the (clipped) proposal equals the live snapshot: nothing to stage
 NOTHING_STAGED = 1 << 12  # apply with no staged candidate
-BAD_STATE = 1 << 13
+MAX_DELTA = 1 << 13  # a change larger than the parameter's max delta
 # events
 STAGED_EVENT = 1 << 16
 APPLIED = 1 << 17  # a candidate went live: canary stage 0

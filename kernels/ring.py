@@ -19,7 +19,7 @@ import numpy as np
 from numba import types as t
 
 from ._jit import acquire_fence, borrow, kernel, release_fence, view_at
-from ._status import DROPPED, OK
+from ._status import BAD_STATE, DROPPED, OK
 
 OVERWRITE = 0
 DROP_NEWEST = 1
@@ -138,14 +138,18 @@ def ring_push(ring, step, metric, value, generation, variant, flags):
     return OK
 
 
-def _drain(ring, out):
+def _drain(ring, capacity, out):
     """Move up to ``len(out)`` unread records, oldest first, into ``out``. Records overwritten before or while they
     were read are skipped and counted in ``overrun`` (those caught mid-read also in ``torn``). Copies words, so it
-    serves every record type of RECORD_WORDS words with ``seq`` first.
-    Mutates: out, tail, overrun, torn. Allocates: nothing. Returns: the number of records written to ``out``."""
+    serves every record type of RECORD_WORDS words with ``seq`` first. ``capacity`` is what the reader mapped: a
+    header whose magic, record size or capacity disagree (e.g. another process overwrote it) is refused.
+    Mutates: out, tail, overrun, torn. Allocates: nothing.
+    Returns: the number of records written to ``out``, or -BAD_STATE (nothing read or written)."""
     h = borrow(ring)
     g = h[0]
-    capacity = g["capacity"]
+    if g["magic"] != MAGIC or g["record_bytes"] != RECORD_WORDS * 8 or g["capacity"] != capacity or capacity <= 0 \
+            or capacity & (capacity - 1) != 0:
+        return -BAD_STATE
     head = g["head"]
     acquire_fence()
     tail = g["tail"]
@@ -176,5 +180,5 @@ def _drain(ring, out):
     return count
 
 
-ring_drain = kernel(t.int64(RING_TYPE, RECORDS_TYPE))(_drain)
+ring_drain = kernel(t.int64(RING_TYPE, t.int64, RECORDS_TYPE))(_drain)
 ring_drain.__doc__ = _drain.__doc__

@@ -300,7 +300,7 @@ def test_audited_step_allocates_nothing():
             for i in range(n):
                 audit.audited_step(state, header, 1.0 + (i % 5), i)
                 if i % 1000 == 0:
-                    audit.audit_drain(header, out)
+                    audit.audit_drain(header, header[0]["capacity"], out)
 
         t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
         r = arqon.Ring(4096, "drop_newest")

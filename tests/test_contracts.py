@@ -101,7 +101,7 @@ def test_telemetry_kernels_allocate_nothing():
                 telemetry.emit(tel, header, 1, (i % 5) * 1e-3, i)
                 telemetry.tune_from_window(state, tel, header, 0, stats.QUANTILE, 0.99, 8, i)
                 if i % 1000 == 0:
-                    telemetry.ingest(tel, out, ring.ring_drain(header, out))
+                    telemetry.ingest(tel, out, ring.ring_drain(header, header[0]["capacity"], out))
 
         t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
         tel = arqon.Telemetry({"metrics": [{"name": "lat", "settle": 1, "drift": {"on": "windows", "warmup": 20}},

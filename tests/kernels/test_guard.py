@@ -353,3 +353,20 @@ def test_reasons_and_candidate_match_the_rule_written_in_numpy(mode):
         seen |= flags
     assert seen & g.NOT_ALLOWED and seen & g.COOLDOWN and seen & g.MAX_DELTA and seen & g.OUT_OF_BOUNDS
     assert seen & g.RISK_BUDGET and seen & g.NO_CHANGE and seen & g.NONFINITE
+
+
+def test_flags_of_one_name_have_one_value_and_the_executors_are_distinct_bits():
+    """A status name means one bit in every kernel module (BAD_STATE was 8 for the tuner and 8192 for the executor),
+    and no two executor reasons or events share a bit."""
+    from arqon.kernels import _status, ring, stats
+
+    def flags(module):
+        return {n: v for n, v in vars(module).items() if n.isupper() and isinstance(v, int) and not n.startswith("_")}
+
+    status = {n: v for n, v in flags(_status).items() if n != "OK"}
+    for module in (g, ring, stats):
+        shared = set(flags(module)) & set(status)
+        assert all(flags(module)[n] == status[n] for n in shared), module.__name__
+    assert {"BAD_STATE", "NONFINITE"} <= set(flags(g))
+    bits = [int(f) for f in Flags]
+    assert all(b > 0 and b & (b - 1) == 0 for b in bits) and len(set(bits)) == len(bits)

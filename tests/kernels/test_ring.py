@@ -143,3 +143,59 @@ def test_cross_process_stream_through_shared_memory(policy, pace, capsys):
     with capsys.disabled():
         print(f"\n  {policy}, pace {pace}: {total:,} records; read {received:,}, dropped {c['dropped']:,}, "
               f"overwritten {c['overrun']:,} (caught mid-read {c['torn']:,}), torn records returned {torn}")
+
+
+def test_a_shared_ring_cannot_be_closed_under_its_telemetry():
+    """Closing a ring a Telemetry writes to raises and leaves it mapped (the next emit would otherwise write into
+    unmapped memory); once the Telemetry and its emit are gone, it closes and unlinks."""
+    from multiprocessing import shared_memory
+
+    t = arqon.Telemetry({"metrics": [{"name": "lat"}]}, ring=arqon.Ring(1024, shared=True))
+    emit, name = t.emit, t.ring.name
+    with pytest.raises(RuntimeError, match="still in use"):
+        t.ring.close()
+    emit("lat", 2.5)
+    got = t.ring.drain()
+    assert len(got) == 1 and got[0]["value"] == 2.5
+    ring_ = t.ring
+    with pytest.raises(RuntimeError, match="still in use"):
+        ring_.close()  # the emit builtin alone still holds it
+    del t
+    with pytest.raises(RuntimeError, match="still in use"):
+        ring_.close()
+    del emit
+    ring_.close()
+    assert ring_.name is None
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=name)
+
+
+@pytest.mark.parametrize("field,value", [("capacity", 1 << 20), ("capacity", 0), ("capacity", 1000),
+                                         ("magic", 0), ("record_bytes", 8)])
+def test_an_attached_reader_refuses_a_header_that_changed_under_it(field, value):
+    """A reader checks the header against what it mapped before every drain: an overwritten magic, record size or
+    capacity (one larger than the mapping would read past it) gets a clear error and nothing is read or written."""
+    with arqon.Ring(1024, shared=True) as writer:
+        reader = arqon.Ring.attach(writer.name)
+        writer.push(3, 1.5, step=7)
+        h = writer.header[0]
+        saved, h[field] = int(h[field]), value
+        before = reader.header.tobytes()  # raw bytes: a structured copy need not keep the padding
+        with pytest.raises(ValueError, match="no longer describes a ring of 1024 records"):
+            reader.drain()
+        assert reader.header.tobytes() == before
+        h[field] = saved
+        got = reader.drain()
+        assert [(r["metric"], r["value"], r["step"]) for r in got] == [(3, 1.5, 7)]
+        reader.close()
+        del h  # a view of the header: the ring would refuse to close under it
+
+
+def test_drain_kernel_refuses_a_capacity_other_than_the_header():
+    r = arqon.Ring(64)
+    r.push(1, 1.0)
+    out = np.full(8, 7, ring.RECORD)
+    before = (r.header.tobytes(), out.tobytes())
+    assert ring.ring_drain(r.header, 128, out) == -arqon.kernels.BAD_STATE
+    assert (r.header.tobytes(), out.tobytes()) == before
+    assert ring.ring_drain(r.header, 64, out) == 1
