@@ -50,8 +50,7 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
         raise ConfigError(f"policy: params names parameters the tuner does not have: {', '.join(unknown)}")
     d, slos = len(params), policy.parsed_slos
     stages = policy.canary.stages if policy.canary else []
-    width = max(d, len(policy.metrics), len(slos), len(stages), 1)
-    state = g.new_guard_state(width)
+    state = g.new_guard_state(d, len(policy.metrics), len(slos), len(stages))
     m = g.guard_matrix(state)
 
     baseline = dict(tuner.recommend())
@@ -89,9 +88,7 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
     for k, stage in enumerate(stages):
         m[g.STAGE_SAMPLES, k], m[g.STAGE_REGRESSION, k] = stage.min_samples, stage.max_regression
 
-    h = state[0]
-    h["d"] = d
-    h["n_metrics"], h["n_slos"], h["n_stages"] = len(policy.metrics), len(slos), len(stages)
+    h = g.guard_header(state)
     h["reject_mode"] = int(policy.mode == "reject")
     h["phase"], h["now"], h["last_apply"] = g.KNOWN_GOOD, g.NEVER, g.NEVER
     h["dwell"] = policy.cooldown
@@ -116,6 +113,7 @@ class Executor:
         self.names = tuner.names
         self._state = build_guard_state(self.policy, tuner)
         self._mat = g.guard_matrix(self._state)
+        self._h = g.guard_header(self._state)
         self._d = len(self.names)
         self._metrics = np.full(self._mat.shape[1], np.nan)
         self._proposal = np.zeros(self._d)
@@ -128,14 +126,15 @@ class Executor:
 
     @property
     def state(self) -> np.ndarray:
-        """The executor state (one array), for ``arqon.kernels.guard`` kernels inside @njit code."""
+        """The executor state (the whole float64 buffer), for ``arqon.kernels.guard`` kernels inside @njit code; a copy
+        of it is a state too."""
         return self._state
 
     @property
     def live(self) -> np.ndarray:
         """A consistent copy of the live snapshot: read between two equal, even values of the write sequence, so a
         snapshot being written by another thread is never returned half-written."""
-        h, m, d = self._state[0], self._mat, self._d
+        h, m, d = self._h, self._mat, self._d
         while True:
             seq = int(h["seq"])
             if seq & 1:
@@ -152,21 +151,21 @@ class Executor:
     @property
     def phase(self) -> Phase:
         """Where the state machine is now."""
-        return Phase(int(self._state[0]["phase"]))
+        return Phase(int(self._h["phase"]))
 
     @property
     def generation(self) -> int:
         """Number of flips so far: every apply and every rollback."""
-        return int(self._state[0]["generation"])
+        return int(self._h["generation"])
 
     @property
     def safe_mode(self) -> bool:
         """True after ``safe_mode_after`` consecutive rollbacks: every proposal is refused until ``resume``."""
-        return bool(self._state[0]["safe_mode"])
+        return bool(self._h["safe_mode"])
 
     def counters(self) -> dict:
         """Totals since creation: proposals, rejected, applied, rollbacks, promoted, breaches."""
-        h = self._state[0]
+        h = self._h
         return {k: int(h[f"n_{k}"]) for k in ("proposals", "rejected", "applied", "rollbacks", "promoted", "breaches")}
 
     def _vector(self, x) -> np.ndarray:

@@ -14,7 +14,7 @@ from numba import types as t
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DROPPED, OK, REOPENED, WAITING
 from .api import ask, open_state, reopen, step, tell
-from .guard import APPLIED, F8, GUARD_HEADER_BYTES, GUARD_TYPE, ROLLED_BACK
+from .guard import APPLIED, F8, GUARD_HEADER, GUARD_HEADER_BYTES, ROLLED_BACK, open_guard
 from .stats import TEL_TYPE, metrics_of
 from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
@@ -190,14 +190,17 @@ def _log_values(audit, kind, now, values, n):
     return status
 
 
-@kernel(t.int64(RING_TYPE, GUARD_TYPE, t.int64, t.int64, t.int64))
+@kernel(t.int64(RING_TYPE, F8, t.int64, t.int64, t.int64))
 def audit_guard(audit, guard_state, kind, now, flags):
     """One executor record: ``kind`` (OFFER ... RESUME), the call's ``flags`` at step ``now``, the generation after it
     and a digest of the live snapshot; when ``flags`` say the snapshot flipped (APPLIED, ROLLED_BACK), then one LIVE
-    record per parameter. Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
-    audit, gs = borrow(audit), borrow(guard_state)
-    g = gs[0]
-    address = gs.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8
+    record per parameter. Mutates: audit ring. Allocates: nothing. Returns: OK, DROPPED, or BAD_STATE (nothing
+    logged) for an executor state ``open_guard`` refuses."""
+    if open_guard(guard_state) != OK:
+        return BAD_STATE
+    audit = borrow(audit)
+    g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
+    address = guard_state.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8
     live = view_at(address, g["d"], np.uint64)
     digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
     for i in range(g["d"]):

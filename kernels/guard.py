@@ -1,7 +1,8 @@
 """Tier-1 safety executor: validate, clip or reject, stage into a double-buffered snapshot, flip, observe, roll back.
 
-The executor state is one array like the tuner's: a header record whose ``base`` is a float64 buffer holding the header
-and a (ROWS, width) matrix. Two rows are the snapshots; ``live`` in the header says which one is in force. A write goes to
+The executor state is one float64 buffer like the tuner's: a header record (magic, layout id, words, sizes, counters)
+and a (GUARD_ROWS, width) matrix; every kernel opens it with ``open_guard`` and returns BAD_STATE, touching nothing,
+for anything else. Two rows are the snapshots; ``live`` in the header says which one is in force. A write goes to
 the other row only, between two increments of ``seq`` (odd while writing), then one store flips ``live``: a reader that
 reads ``seq``, the live row and ``seq`` again, and sees the same even number twice, has a consistent snapshot.
 Time is the caller's integer step ``now``; nothing here reads a clock. Every kernel returns bit flags: reasons
@@ -13,8 +14,8 @@ import numpy as np
 from numba import types as t
 
 from ._jit import borrow, kernel, release_fence, view_at
-from ._status import BAD_STATE, NONFINITE  # the tuner's values: one name, one value everywhere
-from .state import allocate, padded_record, rows_of
+from ._status import BAD_STATE, NONFINITE, OK  # the tuner's values: one name, one value everywhere
+from .state import MAX_D, layout_id, padded_record, page_aligned_zeros
 
 # reasons (NONFINITE = 1 and BAD_STATE = 8 come from _status)
 NOT_ALLOWED = 1 << 1  # a parameter outside the allowlist would change
@@ -57,7 +58,8 @@ MAGIC = 0x6172716F6E5F4732  # "arqon_G2"
 RATE_MAX = 64
 
 _FIELDS = [
-    ("magic", np.int64), ("d", np.int64), ("n_metrics", np.int64), ("n_slos", np.int64), ("n_stages", np.int64),
+    ("magic", np.int64), ("layout", np.int64), ("words", np.int64),  # MAGIC, GUARD_LAYOUT, words of the whole buffer
+    ("d", np.int64), ("n_metrics", np.int64), ("n_slos", np.int64), ("n_stages", np.int64),
     ("width", np.int64), ("reject_mode", np.int64), ("phase", np.int64), ("live", np.int64), ("seq", np.int64),
     ("generation", np.int64), ("now", np.int64), ("entered", np.int64), ("stage", np.int64),
     ("stage_samples", np.int64), ("last_apply", np.int64), ("dwell", np.int64), ("rate_applies", np.int64),
@@ -88,11 +90,39 @@ SLO_METRIC, SLO_OP, SLO_LIMIT, SLO_RELATIVE = 11, 12, 13, 14
 STAGE_SAMPLES, STAGE_REGRESSION = 15, 16
 SCRATCH = 17  # the clipped candidate being validated
 GUARD_ROWS = 18
+GUARD_LAYOUT = layout_id("guard", GUARD_HEADER.descr, GUARD_HEADER.itemsize, GUARD_ROWS, RATE_MAX)
+MAX_WIDTH = MAX_D  # the widest matrix a state may have
 
 NEVER = -(2**62)
 NO_LIMIT = 1e308  # max step of a parameter with no max delta (the largest round figure a float holds)
-GUARD_TYPE = numba.from_dtype(GUARD_HEADER)[::1]
-F8 = t.float64[::1]
+GUARD_TYPE = numba.from_dtype(GUARD_HEADER)[::1]  # the header, as the helpers take it once the state is open
+F8 = t.float64[::1]  # a state as the kernels take it: the whole buffer (and proposals, metrics)
+
+
+@kernel(t.int64(F8))
+def open_guard(state):
+    """OK when ``state`` is a whole executor state its kernels can run on: magic, layout id, a word count equal to the
+    array's size and to header + GUARD_ROWS * width, sizes within the width, ``live`` 0 or 1, the canary stage, judged
+    metric and rate-limit ring within their ranges; else BAD_STATE. Reads: the header. Allocates: nothing."""
+    n = state.shape[0]
+    if n < GUARD_HEADER_WORDS:
+        return BAD_STATE
+    g = view_at(state.ctypes.data, 1, GUARD_HEADER)[0]
+    w, d, n_metrics, n_stages = g["width"], g["d"], g["n_metrics"], g["n_stages"]
+    bad = (g["magic"] != MAGIC) | (g["layout"] != GUARD_LAYOUT) | (g["words"] != n) | (w < 1) | (w > MAX_WIDTH)
+    if bad or GUARD_HEADER_WORDS + GUARD_ROWS * w != n:
+        return BAD_STATE
+    bad = (d < 1) | (d > w) | (n_metrics < 0) | (n_metrics > w) | (g["n_slos"] < 0) | (g["n_slos"] > w)
+    bad |= (n_stages < 0) | (n_stages > w) | (g["live"] < 0) | (g["live"] > 1) | (g["stage"] < 0)
+    bad |= (g["stage"] > n_stages) | ((n_stages > 0) & ((g["judged"] < 0) | (g["judged"] >= n_metrics)))
+    bad |= (g["rate_head"] < 0) | (g["rate_head"] >= RATE_MAX) | (g["rate_count"] < 0) | (g["rate_count"] > RATE_MAX)
+    bad |= (g["rate_applies"] < 0) | (g["rate_applies"] > RATE_MAX)
+    return BAD_STATE if bad else OK
+
+
+@numba.njit(inline="always")
+def _header(state):
+    return view_at(state.ctypes.data, 1, GUARD_HEADER)
 
 
 @numba.njit(inline="always")
@@ -300,24 +330,28 @@ def _promote(h, m, now):
     return PROMOTED
 
 
-@kernel(t.int64(GUARD_TYPE, F8, t.int64))
+@kernel(t.int64(F8, F8, t.int64))
 def guard_propose(state, proposal, now):
     """Validate ``proposal`` (clip or reject) and stage the candidate. Mutates: state. Allocates: nothing.
-    Returns: reasons and events (REJECTED with its reasons, or STAGED_EVENT)."""
-    h = borrow(state)
-    if h[0]["magic"] != MAGIC:
+    Returns: reasons and events (REJECTED with its reasons, or STAGED_EVENT); BAD_STATE (nothing touched) for a
+    state ``open_guard`` refuses or a proposal shorter than d."""
+    if open_guard(state) != OK:
+        return BAD_STATE
+    h = _header(state)
+    if proposal.shape[0] < h[0]["d"]:
         return BAD_STATE
     flags = _propose(h, _matrix(h), borrow(proposal), now)
     h[0]["last_flags"] = flags
     return flags
 
 
-@kernel(t.int64(GUARD_TYPE, t.int64))
+@kernel(t.int64(F8, t.int64))
 def guard_apply(state, now):
-    """Make the staged candidate live (flip) and start its canary. Mutates: state. Allocates: nothing."""
-    h = borrow(state)
-    if h[0]["magic"] != MAGIC:
+    """Make the staged candidate live (flip) and start its canary. Mutates: state. Allocates: nothing.
+    Returns: events, or BAD_STATE (nothing touched)."""
+    if open_guard(state) != OK:
         return BAD_STATE
+    h = _header(state)
     m = _matrix(h)
     flags = _tick(h, m, now)
     flags |= _apply(h, m, now)
@@ -325,12 +359,14 @@ def guard_apply(state, now):
     return flags
 
 
-@kernel(t.int64(GUARD_TYPE, F8, t.int64))
+@kernel(t.int64(F8, F8, t.int64))
 def guard_offer(state, proposal, now):
     """Validate, stage and apply in one call: the path a tuner's proposal takes. Mutates: state. Allocates: nothing.
-    Returns: reasons and events."""
-    h = borrow(state)
-    if h[0]["magic"] != MAGIC:
+    Returns: reasons and events; BAD_STATE (nothing touched) as ``guard_propose``."""
+    if open_guard(state) != OK:
+        return BAD_STATE
+    h = _header(state)
+    if proposal.shape[0] < h[0]["d"]:
         return BAD_STATE
     m = _matrix(h)
     flags = _propose(h, m, borrow(proposal), now)
@@ -361,15 +397,21 @@ def _slo_breached(h, m, metrics, now):
     return False
 
 
-@kernel(t.int64(GUARD_TYPE, F8, t.int64))
+@kernel(t.int64(F8, F8, t.int64))
 def guard_observe(state, metrics, now):
     """Take the live metrics of step ``now``: hard SLOs (a breach rolls back at once), canary stages, deadlines, the
-    known-good baseline's levels. NaN means no data. Mutates: state. Allocates: nothing. Returns: events."""
-    h = borrow(state)
-    g = h[0]
-    if g["magic"] != MAGIC:
+    known-good baseline's levels. NaN means no data. Mutates: state. Allocates: nothing. Returns: events; BAD_STATE
+    (nothing touched) for a state ``open_guard`` refuses, fewer metrics than n_metrics, or an SLO naming no metric."""
+    if open_guard(state) != OK:
         return BAD_STATE
+    h = _header(state)
+    g = h[0]
     m = _matrix(h)
+    if metrics.shape[0] < g["n_metrics"]:
+        return BAD_STATE
+    for s in range(g["n_slos"]):
+        if not 0.0 <= m[SLO_METRIC, s] < g["n_metrics"]:  # also NaN: an index read as a float is checked as one
+            return BAD_STATE
     metrics = borrow(metrics)
     flags = _tick(h, m, now)
     n = g["n_metrics"]
@@ -433,14 +475,14 @@ def guard_observe(state, metrics, now):
     return flags
 
 
-@kernel(t.int64(GUARD_TYPE, t.int64))
+@kernel(t.int64(F8, t.int64))
 def guard_snapback(state, now):
     """Make the known-good snapshot live in one step, whatever the phase, cooldowns or limits (a halted executor stays
     halted; a staged candidate is dropped). Mutates: state. Allocates: nothing. Returns: events."""
-    h = borrow(state)
-    g = h[0]
-    if g["magic"] != MAGIC:
+    if open_guard(state) != OK:
         return BAD_STATE
+    h = _header(state)
+    g = h[0]
     m = _matrix(h)
     if now > g["now"]:
         g["now"] = now
@@ -455,14 +497,14 @@ def guard_snapback(state, now):
     return flags
 
 
-@kernel(t.int64(GUARD_TYPE, t.int64))
+@kernel(t.int64(F8, t.int64))
 def guard_kill(state, now):
     """Kill switch: the known-good snapshot goes live and every proposal is refused until ``guard_resume``.
     Mutates: state. Allocates: nothing. Returns: events."""
-    h = borrow(state)
-    g = h[0]
-    if g["magic"] != MAGIC:
+    if open_guard(state) != OK:
         return BAD_STATE
+    h = _header(state)
+    g = h[0]
     m = _matrix(h)
     _stage(h, m, BASELINE)
     _flip(h)
@@ -474,13 +516,13 @@ def guard_kill(state, now):
     return KILLED | ROLLED_BACK
 
 
-@kernel(t.int64(GUARD_TYPE, t.int64))
+@kernel(t.int64(F8, t.int64))
 def guard_resume(state, now):
     """The operator's way out of the kill switch and of safe mode. Mutates: state. Allocates: nothing."""
-    h = borrow(state)
-    g = h[0]
-    if g["magic"] != MAGIC:
+    if open_guard(state) != OK:
         return BAD_STATE
+    h = _header(state)
+    g = h[0]
     if g["phase"] == HALTED_PHASE:
         g["phase"] = KNOWN_GOOD
     g["safe_mode"] = 0
@@ -490,12 +532,15 @@ def guard_resume(state, now):
     return OPERATOR_RESUMED
 
 
-@kernel(t.int64(GUARD_TYPE, F8, F8, t.int64))
+@kernel(t.int64(F8, F8, F8, t.int64))
 def guard_shadow(state, proposal, out, now):
     """Shadow mode: what ``guard_offer(proposal)`` would make live, written into ``out``, with its reasons; nothing in
-    the executor changes except the SCRATCH row. Allocates: nothing."""
-    h = borrow(state)
-    if h[0]["magic"] != MAGIC:
+    the executor changes except the SCRATCH row. Allocates: nothing. Returns: reasons, or BAD_STATE (nothing touched)
+    as ``guard_propose`` or for an ``out`` shorter than d."""
+    if open_guard(state) != OK:
+        return BAD_STATE
+    h = _header(state)
+    if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"]:
         return BAD_STATE
     m = _matrix(h)
     out = borrow(out)
@@ -506,21 +551,46 @@ def guard_shadow(state, proposal, out, now):
     return reasons
 
 
-def new_guard_state(width):
-    """A zeroed executor state whose matrix is (GUARD_ROWS, width) (the shell fills it in)."""
-    state = allocate(GUARD_HEADER, GUARD_ROWS, width)
-    state[0]["magic"], state[0]["width"] = MAGIC, width
-    return state
+def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0):
+    """An executor state that runs: ``d`` parameters, all allowed, unbounded, no max delta, no cooldown, known-good
+    all zeros and live; room for ``n_metrics`` metrics, ``n_slos`` SLOs and ``n_stages`` canary stages, which count as
+    declared (the caller writes their rows). The shell maps a policy onto it. Returns: the whole buffer."""
+    for name, value in (("d", d), ("n_metrics", n_metrics), ("n_slos", n_slos), ("n_stages", n_stages)):
+        if not (1 if name == "d" else 0) <= value <= MAX_WIDTH:
+            raise ValueError(f"{name}: {value}; an executor state holds {1 if name == 'd' else 0} to {MAX_WIDTH}")
+    width = max(d, n_metrics, n_slos, n_stages)
+    words = GUARD_HEADER_WORDS + GUARD_ROWS * width
+    buf = page_aligned_zeros(words)
+    h = buf[:GUARD_HEADER_WORDS].view(GUARD_HEADER)[0]
+    h["magic"], h["layout"], h["words"], h["width"] = MAGIC, GUARD_LAYOUT, words, width
+    h["d"], h["n_metrics"], h["n_slos"], h["n_stages"] = d, n_metrics, n_slos, n_stages
+    h["phase"], h["now"], h["last_apply"], h["deadline"] = KNOWN_GOOD, NEVER, NEVER, -NEVER
+    m = guard_matrix(buf)
+    m[LO], m[HI], m[MAX_STEP], m[ALLOWED], m[UNTIL] = -NO_LIMIT, NO_LIMIT, NO_LIMIT, 1.0, NEVER
+    return buf
 
 
-def guard_matrix(state):
-    """The (GUARD_ROWS, width) matrix of an executor state as a NumPy view."""
-    return rows_of(state, GUARD_ROWS, int(state[0]["width"]))
+def guard_header(buf):
+    """The header record of the executor state ``buf`` (its fields read and write the buffer).
+    Raises ValueError for an array ``open_guard`` refuses."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or not buf.flags.c_contiguous \
+            or open_guard(buf) != OK:
+        raise ValueError("not an executor state: a state is the whole float64 buffer that arqon.Executor(...).state "
+                         "returns")
+    return buf[:GUARD_HEADER_WORDS].view(GUARD_HEADER)[0]
 
 
-@kernel(t.float64[::1](GUARD_TYPE))
+def guard_matrix(buf):
+    """The (GUARD_ROWS, width) matrix of the executor state ``buf`` as a NumPy view."""
+    width = int(guard_header(buf)["width"])
+    return buf[GUARD_HEADER_WORDS:].reshape(GUARD_ROWS, width)
+
+
+@kernel(t.float64[::1](F8))
 def guard_live(state):
     """The live snapshot as a view, for single-threaded @njit code; valid while the caller holds ``state`` and until
-    the next-but-one write. Allocates: nothing."""
-    h = borrow(state)
+    the next-but-one write; empty for a state ``open_guard`` refuses. Allocates: nothing."""
+    if open_guard(state) != OK:
+        return state[:0]
+    h = _header(state)
     return _matrix(h)[h[0]["live"], : h[0]["d"]]

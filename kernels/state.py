@@ -214,15 +214,16 @@ def _block_table():
     return table
 
 
-def _layout_id(strategy):
-    """A 63-bit id of a strategy's layout: a hash of the header record (names, types, offsets), the common rows and the
-    strategy's blocks. A change to one strategy's blocks leaves the other strategies' ids (and their logs) as they are."""
-    text = repr(("tuner", STRATEGY_NAMES[strategy], HEADER.descr, HEADER.itemsize, ROWS, BLOCKS[strategy]))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+def layout_id(*declaration):
+    """A 63-bit id of a component's layout: a hash of its declaration (e.g. its name, its header's ``descr`` and
+    itemsize, its rows and blocks), so the id changes exactly when the layout does, component by component."""
+    return int.from_bytes(hashlib.sha256(repr(declaration).encode()).digest()[:8], "little") >> 1
 
 
 BLOCK_TABLE = _block_table()
-LAYOUT_IDS = np.array([_layout_id(s) for s in sorted(BLOCKS)], dtype=np.int64)  # indexed by strategy code
+# indexed by strategy code: a change to one strategy's blocks leaves the other strategies' ids (and their logs) as they are
+LAYOUT_IDS = np.array([layout_id("tuner", STRATEGY_NAMES[s], HEADER.descr, HEADER.itemsize, ROWS, BLOCKS[s])
+                       for s in sorted(BLOCKS)], dtype=np.int64)
 MAX_D = 1 << 20  # the most parameters a state can hold
 MAX_STATE_BYTES = 1 << 30  # default limit of ``new_state``: a config whose state would be larger is refused
 

@@ -1,10 +1,11 @@
-"""A memory-safety campaign against the tuner kernels, run in a child process by ``test_state_fuzz.py``.
+"""A memory-safety campaign against the kernels of each component, run in a child process by ``test_state_fuzz.py``.
 
-``python -m tests.fuzz_states STRATEGY MODE SEED`` takes a live mid-run state of STRATEGY, and for each seeded case
-corrupts one header field (or a random header word, or truncates or extends the buffer), places the result between
-canary words, and calls every public kernel on it, from Python or (MODE njit) from one ``@njit`` function. Whether the
-corrupted state is valid is decided independently of ``open_state``, from the layout declaration (``BLOCKS``) in plain
-Python (``reference_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary last.
+``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy, or
+``guard``: the safety executor), and for each seeded case corrupts one header field (or a random header word, or
+truncates or extends the buffer), places the result between canary words, and calls every public kernel of the
+component on it, from Python or (MODE njit) from one ``@njit`` function. Whether the corrupted state is valid is decided
+independently of the kernels' open checks, from the layout declaration in plain Python (``reference_valid``,
+``guard_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary last.
 """
 
 import json
@@ -15,6 +16,8 @@ import numpy as np
 
 import arqon
 from arqon import kernels
+from arqon.executor import Executor
+from arqon.kernels import guard as g
 from arqon.kernels.state import (
     BLOCKS, CMAES, HEADER, HEADER_WORDS, LAYOUT_IDS, MAGIC, MAX_D, PENDING_BATCH, PENDING_NONE, PENDING_ONE, ROWS, SPSA,
 )
@@ -33,18 +36,18 @@ CANARY = np.frombuffer(np.uint64(0x7FF4DEADBEEF0001).tobytes(), np.float64)[0]  
 STEPS = 20  # steps run on a state the reference calls valid, so a bad counter has time to reach an index
 
 
-def _int_fields():
-    """(name, index) of every int64 word of the header: the sizes, offsets and counters."""
+def _int_fields(record):
+    """(name, index) of every int64 word of the header record: the sizes, offsets and counters."""
     out = []
-    for name in HEADER.names:
-        dtype = HEADER.fields[name][0]
+    for name in record.names:
+        dtype = record.fields[name][0]
         if dtype.base == np.int64:
             out += [(name, i) for i in range(dtype.shape[0] if dtype.shape else 1)]
     return out
 
 
-def _float_fields():
-    return [name for name in HEADER.names if HEADER.fields[name][0] == np.float64]
+def _float_fields(record):
+    return [name for name in record.names if record.fields[name][0] == np.float64]
 
 
 def reference_valid(buf):
@@ -93,34 +96,35 @@ def reference_valid(buf):
     return True
 
 
-def cases(rng, pristine):
-    """The seeded corruptions: (description, function of a copy of the header words -> the state's length)."""
+def cases(rng, pristine, record, size_field):
+    """The seeded corruptions of a state whose header is ``record``: (description, case for ``apply``)."""
     n = pristine.shape[0]
-    h = pristine[:HEADER_WORDS].view(HEADER)[0]
+    words = record.itemsize // 8
+    h = pristine[:words].view(record)[0]
     out = []
-    for name, i in _int_fields():
+    for name, i in _int_fields(record):
         old = int(np.atleast_1d(h[name])[i])
-        values = {old + 1, old - 1, 0, -1, 1 << 40, -(1 << 62), (1 << 63) - 1, n, int(h["rows"]),
+        values = {old + 1, old - 1, 0, -1, 1 << 40, -(1 << 62), (1 << 63) - 1, n, int(h[size_field]),
                   int(rng.integers(-1000, 1000))}
         out += [(f"{name}[{i}] {old} -> {v}", ("int", name, i, v)) for v in sorted(values - {old})]
-    for name in _float_fields():
+    for name in _float_fields(record):
         out += [(f"{name} -> {v}", ("float", name, 0, v)) for v in (np.nan, np.inf, -np.inf, -1e308, 0.0)]
     for _ in range(60):
-        word = int(rng.integers(0, HEADER_WORDS))
+        word = int(rng.integers(0, words))
         bits = int(rng.integers(0, 2**63)) * (1 if rng.random() < 0.5 else -1)
         out.append((f"header word {word} -> bits {bits:#x}", ("word", word, 0, bits)))
-    lengths = {0, 1, HEADER_WORDS - 1, HEADER_WORDS, HEADER_WORDS + 1, n - 1, n + 1, n + GUARD // 2}
+    lengths = {0, 1, words - 1, words, words + 1, n - 1, n + 1, n + GUARD // 2}
     lengths |= {int(v) for v in rng.integers(0, n, 20)}
     out += [(f"length {n} -> {m}", ("length", m, 0, 0)) for m in sorted(lengths - {n})]
     return out
 
 
-def apply(words, n, case):
+def apply(words, n, case, record):
     """Apply ``case`` to ``words`` (a copy of the state placed at the start of a longer buffer); the state's length."""
     kind, a, i, v = case
-    h = words[:HEADER_WORDS].view(HEADER)[0]
+    h = words[:record.itemsize // 8].view(record)[0]
     if kind == "int":
-        if HEADER.fields[a][0].shape:
+        if record.fields[a][0].shape:
             h[a][i] = v
         else:
             h[a] = v
@@ -156,35 +160,112 @@ def _python_calls(state, values, steps):
     return s, b, p
 
 
-def main(strategy, mode, seed):
+def guard_valid(buf):
+    """True when ``buf`` is an executor state its kernels may run on, from the guard's layout (not ``open_guard``)."""
+    words = g.GUARD_HEADER_WORDS
+    if buf.shape[0] < words:
+        return False
+    record = buf[:words].view(g.GUARD_HEADER)[0]
+    h = {name: int(record[name]) for name, _ in _int_fields(g.GUARD_HEADER) if name != "apply_times"}
+    w = h["width"]
+    if h["magic"] != g.MAGIC or h["layout"] != g.GUARD_LAYOUT or h["words"] != buf.shape[0]:
+        return False
+    if not (1 <= w <= g.MAX_WIDTH and words + g.GUARD_ROWS * w == buf.shape[0] and 1 <= h["d"] <= w):
+        return False
+    if not all(0 <= h[f] <= w for f in ("n_metrics", "n_slos", "n_stages")) or h["live"] not in (0, 1):
+        return False
+    if not 0 <= h["stage"] <= h["n_stages"] or (h["n_stages"] and not 0 <= h["judged"] < h["n_metrics"]):
+        return False
+    if not (0 <= h["rate_head"] < g.RATE_MAX and 0 <= h["rate_count"] <= g.RATE_MAX
+            and 0 <= h["rate_applies"] <= g.RATE_MAX):
+        return False
+    slo_metrics = buf[words:].reshape(g.GUARD_ROWS, w)[g.SLO_METRIC, :h["n_slos"]]
+    return bool(np.all((slo_metrics >= 0) & (slo_metrics < h["n_metrics"])))
+
+
+@numba.njit
+def _guard_njit_calls(state, proposal, metrics, out, steps):
+    s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
+    s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
+    s |= g.guard_snapback(state, 6) | g.guard_kill(state, 7) | g.guard_resume(state, 8)
+    live = g.guard_live(state).shape[0]
+    for i in range(steps):
+        proposal[0] += 0.25
+        s |= g.guard_offer(state, proposal, 10 + 2 * i) | g.guard_observe(state, metrics, 11 + 2 * i)
+    return s, live
+
+
+def _guard_python_calls(state, proposal, metrics, out, steps):
+    s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
+    s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
+    s |= g.guard_snapback(state, 6) | g.guard_kill(state, 7) | g.guard_resume(state, 8)
+    live = g.guard_live(state).shape[0]
+    for i in range(steps):
+        proposal[0] += 0.25
+        s |= g.guard_offer(state, proposal, 10 + 2 * i) | g.guard_observe(state, metrics, 11 + 2 * i)
+    return s, live
+
+
+def _guard_component(mode, seed):
+    """A mid-canary executor state with SLOs, stages, a rate limit and cooldowns, its validity check and its calls."""
+    tuner = arqon.Tuner({"params": [{"name": f"p{i}", "min": 0, "max": 10, "init": 5} for i in range(4)],
+                         "seed": seed})
+    ex = Executor({"params": {"p0": {"max_delta": 1.0, "cooldown": 2}, "p1": {}, "p2": {"max_delta_fraction": 0.1},
+                              "p3": {}},
+                   "metrics": ["lat", "err", "qps"], "slos": ["lat <= 50", "err < 0.01 * baseline"],
+                   "canary": {"metric": "lat", "stages": [{"min_samples": 3}, {"min_samples": 5}]},
+                   "rate_limit": {"applies": 3, "window": 10}}, tuner)
+    for now in range(12):
+        ex.observe({"lat": 10.0 + now % 3, "err": 0.001, "qps": 100.0}, 2 * now)
+        ex.offer([5.0 + (now % 4) * 0.5, 5.0, 5.0 + now % 2, 4.0], 2 * now + 1)
+    proposal, metrics, out = np.full(4, 5.5), np.array([10.0, 0.001, 100.0, 1.0]), np.zeros(4)  # width 4
+    calls = _guard_njit_calls if mode == "njit" else _guard_python_calls
+
+    def run(state, steps):
+        s, live = calls(state, proposal.copy(), metrics, out, steps)
+        return s, live == 0 and s == kernels.BAD_STATE
+
+    return ex.state.copy(), g.GUARD_HEADER, "width", guard_valid, run
+
+
+def _tuner_component(strategy, mode, seed):
     t = arqon.Tuner({**CONFIGS[strategy], "seed": seed, "budget": 5000})
     x = t.ask()
     for _ in range(37):  # mid-generation
         x = t.step(sphere(x))
-    pristine = t.state.copy()
     calls = _njit_calls if mode == "njit" else _python_calls
-    rng = np.random.default_rng(seed)
     values = np.ones(3)
+
+    def run(state, steps):
+        status, batch_rows, proposal_len = calls(state, values, steps)
+        return status, status == kernels.BAD_STATE and batch_rows == 0 and proposal_len == 0
+
+    return t.state.copy(), HEADER, "rows", reference_valid, run
+
+
+def main(component, mode, seed):
+    build = _guard_component if component == "guard" else lambda m, s: _tuner_component(component, m, s)
+    pristine, record, size_field, valid_of, run = build(mode, seed)
+    rng = np.random.default_rng(seed)
     summary = {"cases": 0, "invalid": 0, "refused_invalid": 0, "accepted_invalid": [], "refused_valid": [],
                "outside_writes": [], "changed_when_refused": []}
-    for number, (what, case) in enumerate(cases(rng, pristine)):
+    for number, (what, case) in enumerate(cases(rng, pristine, record, size_field)):
         print(f"case {number}", flush=True)
         big = np.full(GUARD + pristine.shape[0] + 2 * GUARD, CANARY)
         words = big[GUARD:GUARD + pristine.shape[0] + GUARD]
         words[:pristine.shape[0]] = pristine
-        length = apply(words, pristine.shape[0], case)
+        length = apply(words, pristine.shape[0], case, record)
         state = big[GUARD:GUARD + length]
-        valid = reference_valid(state)
+        valid = valid_of(state)
         before = big.copy()
-        status, batch_rows, proposal_len = calls(state, values, STEPS if valid else 0)
-        refused = status == kernels.BAD_STATE
+        status, refused = run(state, STEPS if valid else 0)
         summary["cases"] += 1
         outside = np.r_[0:GUARD, GUARD + length:big.shape[0]]
         if not np.array_equal(big[outside].view(np.uint64), before[outside].view(np.uint64)):
             summary["outside_writes"].append(what)
         if not valid:
             summary["invalid"] += 1
-            if refused and batch_rows == 0 and proposal_len == 0:
+            if refused:
                 summary["refused_invalid"] += 1
                 if not np.array_equal(big.view(np.uint64), before.view(np.uint64)):
                     summary["changed_when_refused"].append(what)

@@ -20,7 +20,7 @@ def test_a_reader_spinning_on_live_never_sees_a_torn_snapshot():
     ex = _uniform_executor()
     stop = threading.Event()
     counts = {"reads": 0, "torn": 0, "applies": 0, "control reads": 0, "control torn": 0}
-    header, rows = ex.state[0], g.guard_matrix(ex.state)
+    header, rows = g.guard_header(ex.state), g.guard_matrix(ex.state)
 
     def reader():
         while not stop.is_set():

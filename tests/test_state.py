@@ -73,7 +73,7 @@ def _refusals(name):
         "a slice past the header": s[HEADER_WORDS:].copy(),
         "another layout id": other_magic,
         "another strategy's code": strategy,
-        "the executor's buffer": executor.state.base.copy(),
+        "the executor's buffer": executor.state.copy(),
         "zeros": np.zeros(s.shape[0]),
         "empty": np.zeros(0),
     }

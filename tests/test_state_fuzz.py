@@ -1,5 +1,5 @@
-"""Memory safety: seeded corruptions of a live state's header and truncations of its buffer, each strategy, from Python
-and from ``@njit``, in child processes (``tests/fuzz_states.py``): no crash, no write outside the buffer, and every
+"""Memory safety: seeded corruptions of a live state's header and truncations of its buffer, each tuner strategy and
+the safety executor, from Python and from ``@njit``, in child processes (``tests/fuzz_states.py``): no crash, no write outside the buffer, and every
 state the layout declaration calls invalid refused with BAD_STATE and left untouched."""
 
 import json
@@ -25,7 +25,7 @@ def _campaign(strategy, mode, seed):
 @pytest.mark.parametrize("mode", ["python", "njit"])
 def test_corrupted_and_truncated_states_are_refused_without_a_crash_or_a_stray_write(mode, capsys):
     totals = {}
-    for seed, strategy in enumerate(("spsa", "es", "pbt", "cmaes")):
+    for seed, strategy in enumerate(("spsa", "es", "pbt", "cmaes", "guard")):
         s = _campaign(strategy, mode, seed)
         assert s["outside_writes"] == [] and s["accepted_invalid"] == [] and s["changed_when_refused"] == []
         assert s["refused_valid"] == []  # a valid state is never driven into one its own check refuses

@@ -20,6 +20,13 @@ from arqon.kernels import guard as g
 from arqon.kernels.rng import rng_seed, rng_uniform
 
 TOTAL = {"proposals": 0, "violations": 0}
+SAFE_MODE_WORD, PHASE_WORD = (g.GUARD_HEADER.fields[f][1] // 8 for f in ("safe_mode", "phase"))
+
+
+@numba.njit
+def header_word(state, word):
+    """An int64 field of the executor header, read from @njit code."""
+    return state[word:word + 1].view(np.int64)[0]
 
 # violation codes (the checker's, not the kernel's)
 V_BOUNDS, V_DELTA, V_COOLDOWN, V_DWELL, V_RATE, V_RISK, V_NO_REASON, V_BREACH, V_KILL, V_BLOCKED, V_FOREIGN = range(11)
@@ -74,7 +81,7 @@ def drive(state, lo, hi, max_step, cooldown, dwell, rate_n, rate_w, risk, seed, 
         else:
             flags = g.guard_resume(state, now)
         live = g.guard_live(state)
-        h = state[0]
+        safe_mode, phase = header_word(state, SAFE_MODE_WORD), header_word(state, PHASE_WORD)
         if flags & g.KILLED:
             halted = True
         if flags & g.OPERATOR_RESUMED:
@@ -96,7 +103,7 @@ def drive(state, lo, hi, max_step, cooldown, dwell, rate_n, rate_w, risk, seed, 
                 if live[i] != baseline[i]:
                     violations[V_KILL if flags & g.KILLED else V_BREACH] += 1
         elif changed:
-            if halted or h["safe_mode"] != 0 and not flags & g.SAFE_MODE_ENTERED:
+            if halted or safe_mode != 0 and not flags & g.SAFE_MODE_ENTERED:
                 violations[V_BLOCKED] += 1
             if not flags & g.APPLIED:
                 violations[V_FOREIGN] += 1
@@ -124,7 +131,7 @@ def drive(state, lo, hi, max_step, cooldown, dwell, rate_n, rate_w, risk, seed, 
                         in_window += 1
                 if in_window > rate_n:
                     violations[V_RATE] += 1
-        if flags & g.SLO_BREACH and (h["phase"] == g.CANARY or h["phase"] == g.PAUSED):
+        if flags & g.SLO_BREACH and (phase == g.CANARY or phase == g.PAUSED):
             violations[V_BREACH] += 1  # a breach must never leave a candidate live
         prev[:] = live
     return proposals
@@ -247,13 +254,13 @@ def test_relative_slo_deadline_and_safe_mode():
 
 def test_shadow_changes_nothing_live():
     ex = _executor(mode="reject")
-    before = ex.state.base.copy()
+    before = ex.state.copy()
     candidate, flags = ex.shadow([9, 0.5], 0)
     assert flags & Flags.MAX_DELTA and flags & Flags.REJECTED and candidate.tolist() == [5, 0.5]
     ex2 = _executor()
     candidate, flags = ex2.shadow([9, 2.0], 0)
     assert candidate.tolist() == [6, 1.0] and flags & Flags.OUT_OF_BOUNDS
-    after = ex.state.base.copy()
+    after = ex.state.copy()
     scratch = slice(g.GUARD_HEADER_WORDS + g.SCRATCH * 2, g.GUARD_HEADER_WORDS + g.SCRATCH * 2 + 2)
     after[scratch] = before[scratch]
     assert after.tobytes() == before.tobytes()
@@ -345,7 +352,7 @@ def test_reasons_and_candidate_match_the_rule_written_in_numpy(mode):
         proposal = m[g.SNAP0, :d] + rng.choice([0.0, 0.1, -0.4, 1.3, -2.5, 9.0], d) * (rng.random(d) < 0.6)
         if rng.random() < 0.02:
             proposal[rng.integers(d)] = rng.choice([np.nan, np.inf, -np.inf])
-        ex.state[0]["live"] = 0
+        g.guard_header(ex.state)["live"] = 0
         flags = g.guard_shadow(ex.state, proposal, out, case)
         want_flags, want = _reference_check(m[:, :d], proposal, float(case), mode == "reject", 5)
         assert flags == want_flags, (case, proposal, m[g.SNAP0, :d], flags, want_flags)
@@ -370,3 +377,88 @@ def test_flags_of_one_name_have_one_value_and_the_executors_are_distinct_bits():
     assert {"BAD_STATE", "NONFINITE"} <= set(flags(g))
     bits = [int(f) for f in Flags]
     assert all(b > 0 and b & (b - 1) == 0 for b in bits) and len(set(bits)) == len(bits)
+
+
+def _guard_turns(state, n=40):
+    """Flags and live values of ``n`` offer/observe turns of the executor ``state`` (a canary judges each offer)."""
+    out = []
+    for now in range(n):
+        flags = g.guard_offer(state, np.array([5.0 + (now % 5) * 0.3, 0.5 + 0.01 * now]), 2 * now)
+        flags |= g.guard_observe(state, np.array([10.0 + now % 7, 0.0]), 2 * now + 1)
+        out.append((flags, g.guard_live(state).tolist()))
+    return out
+
+
+def _canary_executor():
+    return _executor(canary={"metric": "lat", "stages": [{"min_samples": 2, "max_regression": 0.2}]},
+                     rate_limit={"applies": 3, "window": 9})
+
+
+@pytest.mark.parametrize("snapshot", ["copy", "np.save", "pickle"])
+def test_a_snapshot_of_the_executor_buffer_decides_as_the_original(snapshot):
+    import io
+    import pickle
+
+    ex = _canary_executor()
+    _guard_turns(ex.state, 13)  # mid-canary, rate limit and cooldown history in the header
+    if snapshot == "copy":
+        copy = ex.state.copy()
+    elif snapshot == "pickle":
+        copy = pickle.loads(pickle.dumps(ex.state))
+    else:
+        buffer = io.BytesIO()
+        np.save(buffer, ex.state)
+        buffer.seek(0)
+        copy = np.load(buffer)
+    assert g.open_guard(copy) == 0 and copy.ctypes.data != ex.state.ctypes.data
+    assert _guard_turns(ex.state) == _guard_turns(copy)
+    assert ex.state.tobytes() == copy.tobytes()
+
+
+@numba.njit
+def _all_guard_calls(state, proposal, metrics, out):
+    return (g.guard_offer(state, proposal, 1) | g.guard_propose(state, proposal, 2) | g.guard_apply(state, 3)
+            | g.guard_observe(state, metrics, 4) | g.guard_shadow(state, proposal, out, 5) | g.guard_snapback(state, 6)
+            | g.guard_kill(state, 7) | g.guard_resume(state, 8)), g.guard_live(state).shape[0]
+
+
+def test_anything_but_a_whole_executor_state_is_refused_untouched():
+    ex = _canary_executor()
+    _guard_turns(ex.state, 5)
+    s = ex.state
+    words = g.GUARD_HEADER_WORDS
+    other_layout = s.copy()
+    other_layout[1:2].view(np.int64)[0] ^= 1
+    tuner_state = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 1}]}).state
+    arrays = {"header alone": s[:words].copy(), "truncated by one word": s[:-1].copy(),
+              "one word longer": np.append(s, 0.0), "another layout id": other_layout, "a tuner state": tuner_state,
+              "zeros": np.zeros(s.shape[0]), "empty": np.zeros(0)}
+    proposal, metrics, out = np.array([6.0, 0.5]), np.array([10.0, 0.0]), np.zeros(2)
+    for what, array in arrays.items():
+        before = array.copy()
+        assert g.open_guard(array) == g.BAD_STATE, what
+        assert _all_guard_calls(array, proposal, metrics, out) == (g.BAD_STATE, 0), what
+        for kernel in (g.guard_apply, g.guard_snapback, g.guard_kill, g.guard_resume):
+            assert kernel(array, 9) == g.BAD_STATE, (what, kernel)
+        assert g.guard_offer(array, proposal, 9) == g.guard_observe(array, metrics, 9) == g.BAD_STATE, what
+        np.testing.assert_array_equal(array, before, err_msg=what)
+        with pytest.raises(ValueError, match="not an executor state"):
+            g.guard_header(array)
+    # arguments shorter than the state's sizes: refused before anything is read or written
+    before = s.copy()
+    assert g.guard_offer(s, proposal[:1], 9) == g.guard_propose(s, proposal[:1], 9) == g.BAD_STATE
+    assert g.guard_observe(s, metrics[:1], 9) == g.guard_shadow(s, proposal, out[:1], 9) == g.BAD_STATE
+    slo = s.copy()
+    g.guard_matrix(slo)[g.SLO_METRIC, 1] = 2.0  # an SLO on a metric the executor does not have
+    assert g.guard_observe(slo, metrics, 9) == g.BAD_STATE
+    np.testing.assert_array_equal(s, before)
+
+
+def test_new_guard_state_runs_as_it_is():
+    """The kernel-side builder makes a state that runs without the shell: everything allowed, no limits."""
+    state = g.new_guard_state(3)
+    assert g.open_guard(state) == 0
+    flags = g.guard_offer(state, np.array([1.0, -2.0, 3.5]), 0)
+    assert flags & g.APPLIED and g.guard_live(state).tolist() == [1.0, -2.0, 3.5]
+    with pytest.raises(ValueError, match="d: 0"):
+        g.new_guard_state(0)
