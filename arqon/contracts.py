@@ -221,7 +221,7 @@ def _push_loop(header, samples, start, n):
 def _update_loop(tel, samples, start, n):
     """n samples into metric 0's statistics (window, EMA, P-square, sketch and detector as configured)."""
     for i in range(start, start + n):
-        stats.metric_add(tel, 0, samples[i & 65535], 0, i)
+        stats.metric_add(stats.tel_of(tel), 0, samples[i & 65535], 0, i)
 
 
 @numba.njit(cache=True)

@@ -277,7 +277,7 @@ def _checked_emit(state, ring_header, names, ids, next_step):
     """``Telemetry.emit`` as a Python function (see its slot's docstring), which converts its arguments or raises.
     It holds the arrays the builtin emit reads (state, ring header, step counter), not the telemetry: no cycle, and a
     kept ``emit`` stays valid after the telemetry is dropped."""
-    address, ring_address = state.ctypes.data, ring_header.ctypes.data
+    address, words, ring_address = state.ctypes.data, state.shape[0], ring_header.ctypes.data
 
     def emit(metric, value, step=None):
         index = ids.get(metric, -1) if metric.__class__ is str else _metric_index(names, ids, metric)
@@ -288,7 +288,7 @@ def _checked_emit(state, ring_header, names, ids, next_step):
         if not -2**63 <= at < 2**63 - 1:
             raise OverflowError(f"step must be an int64 below 2**63 - 1, got {step}")
         try:
-            flags = _EMIT_AT(address, ring_address, index, value + 0.0, at)
+            flags = _EMIT_AT(address, words, ring_address, index, value + 0.0, at)
         except TypeError:
             raise TypeError(f"value must be a real number, got {type(value).__name__}") from None
         if flags & _BAD_STATE:
@@ -323,7 +323,8 @@ class Telemetry:
         self.names = tuple(m.name for m in self.config.metrics)
         self._ids = {name: i for i, name in enumerate(self.names)}
         self.ring = ring or Ring(self.config.ring.capacity, self.config.ring.policy)
-        self.state = _build_state(self.config)
+        self.state = _build_state(self.config)  # the whole buffer: a copy of it is a state too
+        self._header = stats_kernels.tel_header(self.state)
         # emit passes addresses; holding the ring's header keeps its memory mapped (closing it raises meanwhile)
         self._ring_header = self.ring.header
         self._address, self._ring_address = self.state.ctypes.data, self._ring_header.ctypes.data
@@ -331,7 +332,8 @@ class Telemetry:
         self._seen_drifts = [0] * len(self.names)
         self._next_step = np.zeros(1, np.int64)
         checked = _checked_emit(self.state, self._ring_header, self.names, self._ids, self._next_step)
-        self.emit = fast_emit(self._address, self._ring_address, self._next_step, self.names, checked)
+        self.emit = fast_emit(self._address, self.state.shape[0], self._ring_address, self._next_step, self.names,
+                              checked)
 
     def metric_id(self, metric: str | int) -> int:
         """The index of ``metric`` (a name or an index) in declaration order."""
@@ -345,11 +347,11 @@ class Telemetry:
     @property
     def generation(self) -> int:
         """The config generation new samples are stamped with (``new_generation`` advances it)."""
-        return int(self.state[0]["generation"])
+        return int(self._header["generation"])
 
     def new_generation(self) -> int:
         """Start a new config generation (call after applying a new config); returns it."""
-        self.state[0]["generation"] += 1
+        self._header["generation"] += 1
         return self.generation
 
     def stat_args(self, metric: str | int, stat: str) -> tuple[int, int, float]:

@@ -1,8 +1,10 @@
 """arqon's compiled hot path. Imports numpy and numba only; every kernel is public and callable inside ``@njit``.
 
 A tuner state is one float64 array, the whole buffer (see ``state``): copy it, ``np.save`` it or pickle it and the
-copy is a state too; anything else given to a kernel gets ``BAD_STATE`` and is left untouched. Build it: build it with ``arqon.Tuner(config).state``, then ``ask``, ``tell`` and
-``step`` it from Python or from your own ``@njit`` loop, reading proposals through ``proposal(state)``. Population
+copy is a state too; anything else given to a kernel gets ``BAD_STATE`` and is left untouched (the executor's and the
+telemetry's states, in ``guard`` and ``stats``, follow the same rule). Build it with ``arqon.Tuner(config).state``,
+then ``ask``, ``tell`` and ``step`` it from Python or from your own ``@njit`` loop, reading proposals through
+``proposal(state)``. Population
 strategies (ES, PBT, CMA-ES) also hand out a whole generation: ``ask_batch``, ``batch``, ``tell_batch``.
 """
 

@@ -15,7 +15,7 @@ from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DROPPED, OK, REOPENED, WAITING
 from .api import ask, open_state, reopen, step, tell
 from .guard import APPLIED, F8, GUARD_HEADER, GUARD_HEADER_BYTES, ROLLED_BACK, open_guard
-from .stats import TEL_TYPE, metrics_of
+from .stats import F8 as TEL_STATE_TYPE, metrics_of, tel_of
 from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
 from .state import BEST, DELTA, GRAD, HEADER, HEADER_BYTES, STATE_TYPE, THETA, X
@@ -218,7 +218,7 @@ def audit_values(audit, kind, now, values, n):
     return _log_values(borrow(audit), kind, now, borrow(values), n)
 
 
-@kernel(t.int64(STATE_TYPE, TEL_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
+@kernel(t.int64(STATE_TYPE, TEL_STATE_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
 def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_samples, step_):
     """``telemetry.tune_from_window``, recorded: when it steps, a DRIFT and a REOPEN record if exploration re-opened,
     then a STEP record with the window's value. Mutates: state, tel, ring, audit ring. Allocates: nothing.
@@ -230,7 +230,7 @@ def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_sampl
         return status
     logged = 0
     if status & REOPENED:
-        rec = metrics_of(tel)[metric]
+        rec = metrics_of(tel_of(tel))[metric]
         logged |= _log_event(audit, DRIFT, step_, np.float64(rec["drifts"]), np.uint64(0), rec["drift_sign"])
         logged |= _log_event(audit, REOPEN, step_, np.nan, np.uint64(0), 0)
     step_status = status & ~REOPENED

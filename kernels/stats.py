@@ -1,7 +1,9 @@
 """Per-metric streaming statistics, quantiles and drift detection over one preallocated telemetry state.
 
-The state is one float64 buffer: a header record (``TEL_HEADER``), one ``METRIC`` record per metric, then the sketch
-buckets, ``(n_metrics, 2, n_buckets)`` (positive values, then negative values by magnitude). Per metric it keeps:
+The state is one float64 buffer: a header record (``TEL_HEADER``: magic, layout id, words, sizes), one ``METRIC``
+record per metric, then the sketch buckets, ``(n_metrics, 2, n_buckets)`` (positive values, then negative values by
+magnitude). Kernels take the whole buffer and open it with ``open_telemetry`` (and the metric they touch with
+``open_metric``); anything else gets BAD_STATE and is left untouched. Per metric it keeps:
 
 * since creation: count, min, max, an EMA and an exponentially weighted variance (Finch 2009);
 * over the current *window*, i.e. the samples measured under the current config generation: count, mean and variance
@@ -20,8 +22,8 @@ import numpy as np
 from numba import types as t
 
 from ._jit import borrow, kernel, view_at
-from ._status import DRIFT, NONFINITE, OK
-from .state import padded_record, page_aligned_zeros
+from ._status import BAD_STATE, DRIFT, NONFINITE, OK
+from .state import layout_id, padded_record, page_aligned_zeros
 
 N_QUANTILES = 3  # P-square estimates per metric
 N_MARKERS = 2 * N_QUANTILES + 3  # extended P-square: the extremes, each quantile, and a marker between neighbours
@@ -35,7 +37,8 @@ NO_DETECTOR, CUSUM, PAGE_HINKLEY = 0, 1, 2
 MAGIC = 0x6172716F6E5F5432  # "arqon_T2"
 
 TEL_HEADER = padded_record([
-    ("magic", np.int64), ("n_metrics", np.int64), ("n_buckets", np.int64),
+    ("magic", np.int64), ("layout", np.int64), ("words", np.int64),  # MAGIC, TEL_LAYOUT, words of the whole buffer
+    ("n_metrics", np.int64), ("n_buckets", np.int64),
     ("generation", np.int64),  # config generation stamped on every sample from now on
     ("variant", np.int64),  # variant id stamped on every ring record
 ])
@@ -66,30 +69,80 @@ METRIC = padded_record([
     ("d_up", np.float64), ("d_down", np.float64), ("threshold", np.float64), ("allowance", np.float64),
 ])
 METRIC_BYTES = METRIC.itemsize
-TEL_TYPE = numba.from_dtype(TEL_HEADER)[::1]
+TEL_HEADER_WORDS, METRIC_WORDS = TEL_HEADER_BYTES // 8, METRIC_BYTES // 8
+TEL_LAYOUT = layout_id("telemetry", TEL_HEADER.descr, TEL_HEADER.itemsize, METRIC.descr, METRIC.itemsize)
+MAX_METRICS = 1 << 16
+MAX_BUCKETS = 1 << 28
+TEL_TYPE = numba.from_dtype(TEL_HEADER)[::1]  # the header, as the helpers take it once the state is open
 METRIC_TYPE = numba.from_dtype(METRIC)[::1]
+F8 = t.float64[::1]  # a telemetry state as the kernels take it: the whole buffer
+
+
+def telemetry_words(n_metrics, n_buckets):
+    """Float64 words of a telemetry state: header + n_metrics * METRIC_WORDS + n_metrics * 2 * n_buckets."""
+    return TEL_HEADER_WORDS + n_metrics * METRIC_WORDS + n_metrics * 2 * n_buckets
 
 
 def new_telemetry_state(n_metrics, n_buckets):
-    """A zeroed, page-aligned telemetry state (header, metric records, sketch buckets); the shell fills in each
-    metric."""
-    words = (TEL_HEADER_BYTES + n_metrics * METRIC_BYTES) // 8 + n_metrics * 2 * n_buckets
-    state = page_aligned_zeros(words)[: TEL_HEADER_BYTES // 8].view(TEL_HEADER)
-    state[0]["magic"], state[0]["n_metrics"], state[0]["n_buckets"] = MAGIC, n_metrics, n_buckets
-    return state
+    """A page-aligned telemetry state (header, metric records, sketch buckets) whose metrics keep only the window
+    moments and the EMA (alpha 0.1): it runs as it is; the shell maps each metric's options onto its record.
+    Returns: the whole buffer."""
+    if not 1 <= n_metrics <= MAX_METRICS or not 0 <= n_buckets <= MAX_BUCKETS:
+        raise ValueError(f"n_metrics {n_metrics}, n_buckets {n_buckets}: a telemetry state holds 1 to {MAX_METRICS} "
+                         f"metrics of 0 to {MAX_BUCKETS} buckets")
+    words = telemetry_words(n_metrics, n_buckets)
+    buf = page_aligned_zeros(words)
+    h = buf[:TEL_HEADER_WORDS].view(TEL_HEADER)[0]
+    h["magic"], h["layout"], h["words"], h["n_metrics"], h["n_buckets"] = MAGIC, TEL_LAYOUT, words, n_metrics, n_buckets
+    records = metric_records(buf)
+    records["alpha"], records["last_drift"], records["lo"], records["hi"] = 0.1, -1, 0, -1  # an empty window
+    records["w_min"], records["w_max"] = np.inf, -np.inf
+    return buf
 
 
-def metric_records(state):
-    """The metric records of a telemetry state as a NumPy view."""
-    return np.frombuffer(state.base, METRIC, int(state[0]["n_metrics"]), TEL_HEADER_BYTES)
+def tel_header(buf):
+    """The header record of the telemetry state ``buf`` (its fields read and write the buffer).
+    Raises ValueError for an array ``open_telemetry`` refuses."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or not buf.flags.c_contiguous \
+            or open_telemetry(buf) != OK:
+        raise ValueError("not a telemetry state: a state is the whole float64 buffer that arqon.Telemetry(...).state "
+                         "returns")
+    return buf[:TEL_HEADER_WORDS].view(TEL_HEADER)[0]
 
 
-def sketch_buckets(state):
-    """The sketch buckets of a telemetry state as a NumPy (n_metrics, 2, n_buckets) view."""
-    h = state[0]
-    start = TEL_HEADER_BYTES + int(h["n_metrics"]) * METRIC_BYTES
-    return np.frombuffer(state.base, np.float64, int(h["n_metrics"] * 2 * h["n_buckets"]), start).reshape(
-        int(h["n_metrics"]), 2, int(h["n_buckets"]))
+def metric_records(buf):
+    """The metric records of the telemetry state ``buf`` as a NumPy view."""
+    n = int(tel_header(buf)["n_metrics"])
+    return buf[TEL_HEADER_WORDS:TEL_HEADER_WORDS + n * METRIC_WORDS].view(METRIC)
+
+
+def sketch_buckets(buf):
+    """The sketch buckets of the telemetry state ``buf`` as a NumPy (n_metrics, 2, n_buckets) view."""
+    h = tel_header(buf)
+    n = int(h["n_metrics"])
+    return buf[TEL_HEADER_WORDS + n * METRIC_WORDS:].reshape(n, 2, int(h["n_buckets"]))
+
+
+@kernel(t.int64(F8))
+def open_telemetry(tel):
+    """OK when ``tel`` is a whole telemetry state: magic, layout id, a word count equal to the array's size and to
+    what its sizes add up to; else BAD_STATE. Reads: the header. Allocates: nothing."""
+    n = tel.shape[0]
+    if n < TEL_HEADER_WORDS:
+        return BAD_STATE
+    g = view_at(tel.ctypes.data, 1, TEL_HEADER)[0]
+    n_metrics, n_buckets = g["n_metrics"], g["n_buckets"]
+    bad = (g["magic"] != MAGIC) | (g["layout"] != TEL_LAYOUT) | (g["words"] != n) | (n_metrics < 1)
+    bad |= (n_metrics > MAX_METRICS) | (n_buckets < 0) | (n_buckets > MAX_BUCKETS)
+    if bad or TEL_HEADER_WORDS + n_metrics * (METRIC_WORDS + 2 * n_buckets) != n:
+        return BAD_STATE
+    return OK
+
+
+@numba.njit(inline="always")
+def tel_of(tel):
+    """The header of an opened telemetry buffer, not reference-counted."""
+    return view_at(tel.ctypes.data, 1, TEL_HEADER)
 
 
 @numba.njit(inline="always")
@@ -104,6 +157,28 @@ def buckets_of(tel):
     h = tel[0]
     return view_at(tel.ctypes.data + TEL_HEADER_BYTES + h["n_metrics"] * METRIC_BYTES,
                    (h["n_metrics"], 2, h["n_buckets"]), np.float64)
+
+
+@kernel(t.int64(TEL_TYPE, t.int64), inline=True)
+def open_metric(h, metric):
+    """OK when ``metric`` is one of the opened state's metrics and every index its record holds (window count,
+    P-square markers and probabilities, sketch bucket range and scale) is within range; else BAD_STATE.
+    Reads: the record. Allocates: nothing."""
+    if metric < 0 or metric >= h[0]["n_metrics"]:
+        return BAD_STATE
+    r = metrics_of(h)[metric]
+    m, n_q, nb = r["n_markers"], r["n_q"], r["n_buckets"]
+    bad = (r["n"] < 0) | ((m != 0) & (m != N_MARKERS) & (m != N_MARKERS - 2) & (m != N_MARKERS - 4))
+    bad |= (n_q < 0) | (n_q > N_QUANTILES) | (nb < 0) | (nb > h[0]["n_buckets"]) | (r["lo"] < 0) | (r["lo"] > nb)
+    bad |= (r["hi"] < -1) | (r["hi"] >= nb)
+    for j in range(N_QUANTILES):
+        bad |= (j < n_q) & ((r["q_marker"][j] < 0) | (r["q_marker"][j] >= m) | ~(r["q_p"][j] >= 0.0)
+                            | ~(r["q_p"][j] <= 1.0))
+    if r["sketch"] != 0:  # the key of a sample: finite, within int64, for every finite sample above min_value
+        bad |= (nb < 1) | ~(r["min_value"] > 0.0) | ~(r["min_value"] < np.inf) | ~(r["gamma"] > 1.0)
+        bad |= ~(r["gamma"] < np.inf) | ~(r["inv_log_gamma"] > 0.0) | ~(r["inv_log_gamma"] < 1e12)
+        bad |= (r["key_offset"] < -(1 << 40)) | (r["key_offset"] > 1 << 40)
+    return BAD_STATE if bad else OK
 
 
 # -- P-square ----------------------------------------------------------------------------------------------------------
@@ -319,7 +394,7 @@ def metric_stat(rec, buckets, stat, q):
     (EMA: since creation; quantile estimates kept within the window's min and max). NaN while the window is empty.
     Allocates: nothing."""
     r = rec[0]
-    if r["n"] == 0:
+    if r["n"] == 0 or (stat == P2 and not 0.0 <= q < r["n_q"]):  # q as a float: NaN and huge values checked too
         return np.nan
     if stat == MEAN:
         return r["mean"]

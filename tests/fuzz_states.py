@@ -1,14 +1,15 @@
 """A memory-safety campaign against the kernels of each component, run in a child process by ``test_state_fuzz.py``.
 
-``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy, or
-``guard``: the safety executor), and for each seeded case corrupts one header field (or a random header word, or
-truncates or extends the buffer), places the result between canary words, and calls every public kernel of the
+``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy,
+``guard``: the safety executor, or ``telemetry``), and for each seeded case corrupts one header field (a telemetry's
+metric record too; or a random header word; or truncates or extends the buffer), places the result between canary words, and calls every public kernel of the
 component on it, from Python or (MODE njit) from one ``@njit`` function. Whether the corrupted state is valid is decided
 independently of the kernels' open checks, from the layout declaration in plain Python (``reference_valid``,
-``guard_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary last.
+``guard_valid``, ``telemetry_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary last.
 """
 
 import json
+import math
 import sys
 
 import numba
@@ -18,6 +19,8 @@ import arqon
 from arqon import kernels
 from arqon.executor import Executor
 from arqon.kernels import guard as g
+from arqon.kernels import stats
+from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels.state import (
     BLOCKS, CMAES, HEADER, HEADER_WORDS, LAYOUT_IDS, MAGIC, MAX_D, PENDING_BATCH, PENDING_NONE, PENDING_ONE, ROWS, SPSA,
 )
@@ -96,33 +99,40 @@ def reference_valid(buf):
     return True
 
 
-def cases(rng, pristine, record, size_field):
-    """The seeded corruptions of a state whose header is ``record``: (description, case for ``apply``)."""
+def cases(rng, pristine, records, size_field):
+    """The seeded corruptions of a state whose records (header first) are ``records``, (dtype, word offset) each:
+    (description, case for ``apply``)."""
     n = pristine.shape[0]
+    record = records[0][0]
     words = record.itemsize // 8
-    h = pristine[:words].view(record)[0]
+    size = int(pristine[:words].view(record)[0][size_field])
     out = []
-    for name, i in _int_fields(record):
-        old = int(np.atleast_1d(h[name])[i])
-        values = {old + 1, old - 1, 0, -1, 1 << 40, -(1 << 62), (1 << 63) - 1, n, int(h[size_field]),
-                  int(rng.integers(-1000, 1000))}
-        out += [(f"{name}[{i}] {old} -> {v}", ("int", name, i, v)) for v in sorted(values - {old})]
-    for name in _float_fields(record):
-        out += [(f"{name} -> {v}", ("float", name, 0, v)) for v in (np.nan, np.inf, -np.inf, -1e308, 0.0)]
+    for r, (dtype, at) in enumerate(records):
+        h = pristine[at:at + dtype.itemsize // 8].view(dtype)[0]
+        where = "" if r == 0 else f"record {r}: "
+        for name, i in _int_fields(dtype):
+            old = int(np.atleast_1d(h[name])[i])
+            values = {old + 1, old - 1, 0, -1, 1 << 40, -(1 << 62), (1 << 63) - 1, n, size,
+                      int(rng.integers(-1000, 1000))}
+            out += [(f"{where}{name}[{i}] {old} -> {v}", ("int", name, i, v, r)) for v in sorted(values - {old})]
+        for name in _float_fields(dtype):
+            out += [(f"{where}{name} -> {v}", ("float", name, 0, v, r))
+                    for v in (np.nan, np.inf, -np.inf, -1e308, 0.0, 2.0)]
     for _ in range(60):
         word = int(rng.integers(0, words))
         bits = int(rng.integers(0, 2**63)) * (1 if rng.random() < 0.5 else -1)
-        out.append((f"header word {word} -> bits {bits:#x}", ("word", word, 0, bits)))
+        out.append((f"header word {word} -> bits {bits:#x}", ("word", word, 0, bits, 0)))
     lengths = {0, 1, words - 1, words, words + 1, n - 1, n + 1, n + GUARD // 2}
     lengths |= {int(v) for v in rng.integers(0, n, 20)}
-    out += [(f"length {n} -> {m}", ("length", m, 0, 0)) for m in sorted(lengths - {n})]
+    out += [(f"length {n} -> {m}", ("length", m, 0, 0, 0)) for m in sorted(lengths - {n})]
     return out
 
 
-def apply(words, n, case, record):
+def apply(words, n, case, records):
     """Apply ``case`` to ``words`` (a copy of the state placed at the start of a longer buffer); the state's length."""
-    kind, a, i, v = case
-    h = words[:record.itemsize // 8].view(record)[0]
+    kind, a, i, v, r = case
+    record, at = records[r]
+    h = words[at:at + record.itemsize // 8].view(record)[0]
     if kind == "int":
         if record.fields[a][0].shape:
             h[a][i] = v
@@ -225,7 +235,7 @@ def _guard_component(mode, seed):
         s, live = calls(state, proposal.copy(), metrics, out, steps)
         return s, live == 0 and s == kernels.BAD_STATE
 
-    return ex.state.copy(), g.GUARD_HEADER, "width", guard_valid, run
+    return ex.state.copy(), [(g.GUARD_HEADER, 0)], "width", guard_valid, run
 
 
 def _tuner_component(strategy, mode, seed):
@@ -240,21 +250,92 @@ def _tuner_component(strategy, mode, seed):
         status, batch_rows, proposal_len = calls(state, values, steps)
         return status, status == kernels.BAD_STATE and batch_rows == 0 and proposal_len == 0
 
-    return t.state.copy(), HEADER, "rows", reference_valid, run
+    return t.state.copy(), [(HEADER, 0)], "rows", reference_valid, run
+
+
+def telemetry_valid(buf):
+    """True when ``buf`` is a one-metric telemetry state its kernels may run on, from the layout in plain Python."""
+    hw, mw = stats.TEL_HEADER_WORDS, stats.METRIC_WORDS
+    if buf.shape[0] < hw:
+        return False
+    h = buf[:hw].view(stats.TEL_HEADER)[0]
+    n_metrics, n_buckets = int(h["n_metrics"]), int(h["n_buckets"])
+    if int(h["magic"]) != stats.MAGIC or int(h["layout"]) != stats.TEL_LAYOUT or int(h["words"]) != buf.shape[0]:
+        return False
+    if not (1 <= n_metrics <= stats.MAX_METRICS and 0 <= n_buckets <= stats.MAX_BUCKETS
+            and hw + n_metrics * (mw + 2 * n_buckets) == buf.shape[0]):
+        return False
+    r = buf[hw:hw + mw].view(stats.METRIC)[0]
+    m, n_q, nb = int(r["n_markers"]), int(r["n_q"]), int(r["n_buckets"])
+    if r["n"] < 0 or m not in (0, 5, 7, 9) or not 0 <= n_q <= 3 or not 0 <= nb <= n_buckets:
+        return False
+    if not (0 <= r["lo"] <= nb and -1 <= r["hi"] < nb):
+        return False
+    if any(not (0 <= r["q_marker"][j] < m and 0.0 <= r["q_p"][j] <= 1.0) for j in range(n_q)):
+        return False
+    if r["sketch"] and not (nb >= 1 and 0 < r["min_value"] < math.inf and 1 < r["gamma"] < math.inf
+                            and 0 < r["inv_log_gamma"] < 1e12 and abs(int(r["key_offset"])) <= 1 << 40):
+        return False
+    return True
+
+
+@numba.njit
+def _telemetry_njit_calls(tel, ring_header, tuner, records, steps):
+    s = stats.open_telemetry(tel) | tel_kernels.emit(tel, ring_header, 0, 2.5, 1) | tel_kernels.ingest(tel, records, 3)
+    s |= tel_kernels.tune_from_window(tuner, tel, ring_header, 0, stats.MEAN, 0.0, 1, 2)
+    nan = True
+    for stat in range(7):
+        nan &= np.isnan(tel_kernels.window_stat(tel, 0, stat, 0.5))
+    for i in range(steps):
+        s |= tel_kernels.emit(tel, ring_header, 0, 1.0 + (i * 7) % 13, 10 + i)
+    return s, nan
+
+
+def _telemetry_python_calls(tel, ring_header, tuner, records, steps):
+    s = stats.open_telemetry(tel) | tel_kernels.emit(tel, ring_header, 0, 2.5, 1) | tel_kernels.ingest(tel, records, 3)
+    s |= tel_kernels.tune_from_window(tuner, tel, ring_header, 0, stats.MEAN, 0.0, 1, 2)
+    nan = all(np.isnan(tel_kernels.window_stat(tel, 0, stat, 0.5)) for stat in range(7))
+    for i in range(steps):
+        s |= tel_kernels.emit(tel, ring_header, 0, 1.0 + (i * 7) % 13, 10 + i)
+    return s, nan
+
+
+def _telemetry_component(mode, seed):
+    """A one-metric telemetry state mid-window, with three P-square estimates, the sketch and a CUSUM detector."""
+    tel = arqon.Telemetry({"metrics": [{"name": "lat", "quantiles": [0.5, 0.9, 0.99], "sketch": True,
+                                        "drift": {"method": "cusum", "warmup": 5}}], "ring": {"capacity": 64}})
+    rng = np.random.default_rng(seed)
+    for i in range(40):
+        tel.emit("lat", float(rng.lognormal()), step=i)
+        if i % 10 == 9:
+            tel.new_generation()
+    records = tel.ring.drain().copy()[:3]
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}], "seed": seed})
+    calls = _telemetry_njit_calls if mode == "njit" else _telemetry_python_calls
+
+    def run(state, steps):
+        # the ring and the tuner are another component's: fresh copies each case, so only ``state`` is under test
+        ring = arqon.Ring(64)
+        s, nan = calls(state, ring.header, tuner.state.copy(), records, steps)
+        return s, s == kernels.BAD_STATE and nan
+
+    header = [(stats.TEL_HEADER, 0), (stats.METRIC, stats.TEL_HEADER_WORDS)]
+    return tel.state.copy(), header, "n_buckets", telemetry_valid, run
 
 
 def main(component, mode, seed):
-    build = _guard_component if component == "guard" else lambda m, s: _tuner_component(component, m, s)
-    pristine, record, size_field, valid_of, run = build(mode, seed)
+    build = {"guard": _guard_component, "telemetry": _telemetry_component}.get(
+        component, lambda m, s: _tuner_component(component, m, s))
+    pristine, records, size_field, valid_of, run = build(mode, seed)
     rng = np.random.default_rng(seed)
     summary = {"cases": 0, "invalid": 0, "refused_invalid": 0, "accepted_invalid": [], "refused_valid": [],
                "outside_writes": [], "changed_when_refused": []}
-    for number, (what, case) in enumerate(cases(rng, pristine, record, size_field)):
+    for number, (what, case) in enumerate(cases(rng, pristine, records, size_field)):
         print(f"case {number}", flush=True)
         big = np.full(GUARD + pristine.shape[0] + 2 * GUARD, CANARY)
         words = big[GUARD:GUARD + pristine.shape[0] + GUARD]
         words[:pristine.shape[0]] = pristine
-        length = apply(words, pristine.shape[0], case, record)
+        length = apply(words, pristine.shape[0], case, records)
         state = big[GUARD:GUARD + length]
         valid = valid_of(state)
         before = big.copy()

@@ -57,7 +57,7 @@ def test_emit_stamps_ring_records_with_generation_and_variant():
     tel = arqon.Telemetry({"metrics": [{"name": "a"}, {"name": "b"}]})
     tel.emit("a", 1.5, step=10)
     tel.new_generation()
-    tel.state[0]["variant"] = 4
+    stats.tel_header(tel.state)["variant"] = 4
     tel.emit("b", 2.5, step=11)
     got = tel.ring.drain()
     assert got[["step", "metric", "value", "generation", "variant", "flags"]].tolist() == [
@@ -151,5 +151,84 @@ def test_tuning_from_a_window_is_identical_from_python_and_inside_njit():
     steps = _njit_tuning(nj_tuner.state, nj_tel.state, nj_tel.ring.header, noise, stats.QUANTILE, 0.99)
     assert steps == py_tel.generation == nj_tel.generation > 500
     np.testing.assert_array_equal(py_tuner.state, nj_tuner.state)
-    np.testing.assert_array_equal(py_tel.state.base, nj_tel.state.base)
+    np.testing.assert_array_equal(py_tel.state, nj_tel.state)
     assert not math.isnan(py_tuner.recommend()["x"])
+
+
+def _busy_telemetry():
+    tel = arqon.Telemetry({"metrics": [{"name": "lat", "drift": {"method": "cusum", "warmup": 5}}, {"name": "err"}]})
+    for i in range(30):
+        tel.emit("lat", 1.0 + i % 4)
+        tel.emit("err", 0.01 * (i % 3))
+    return tel
+
+
+@pytest.mark.parametrize("snapshot", ["copy", "np.save", "pickle"])
+def test_a_snapshot_of_the_telemetry_buffer_keeps_the_same_statistics(snapshot):
+    import io
+    import pickle
+
+    tel = _busy_telemetry()
+    if snapshot == "copy":
+        copy = tel.state.copy()
+    elif snapshot == "pickle":
+        copy = pickle.loads(pickle.dumps(tel.state))
+    else:
+        buffer = io.BytesIO()
+        np.save(buffer, tel.state)
+        buffer.seek(0)
+        copy = np.load(buffer)
+    assert stats.open_telemetry(copy) == 0
+    ring_a, ring_b = arqon.Ring(64), arqon.Ring(64)
+    for i in range(50):
+        a = telemetry.emit(tel.state, ring_a.header, i % 2, 2.0 + i % 7, 100 + i)
+        b = telemetry.emit(copy, ring_b.header, i % 2, 2.0 + i % 7, 100 + i)
+        assert a == b
+    assert tel.state.tobytes() == copy.tobytes()
+    assert [telemetry.window_stat(copy, 0, s, 0.5) for s in range(7)] == \
+        [telemetry.window_stat(tel.state, 0, s, 0.5) for s in range(7)]
+
+
+@numba.njit
+def _telemetry_calls(tel, ring_header, records):
+    return (telemetry.emit(tel, ring_header, 0, 1.0, 5) | telemetry.ingest(tel, records, records.shape[0]),
+            np.isnan(telemetry.window_stat(tel, 0, stats.MEAN, 0.0)))
+
+
+def test_anything_but_a_whole_telemetry_state_is_refused_untouched():
+    tel = _busy_telemetry()
+    s, words = tel.state, stats.TEL_HEADER_WORDS
+    other_layout = s.copy()
+    other_layout[1:2].view(np.int64)[0] ^= 1
+    bad_record = s.copy()
+    stats.metric_records(bad_record)[0]["hi"] = 1 << 30  # a sketch range past the buckets
+    arrays = {"header alone": s[:words].copy(), "truncated by one word": s[:-1].copy(),
+              "one word longer": np.append(s, 0.0), "another layout id": other_layout,
+              "a tuner state": arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 1}]}).state,
+              "zeros": np.zeros(s.shape[0]), "empty": np.zeros(0), "a metric record out of range": bad_record}
+    ring_ = arqon.Ring(64)
+    records = np.zeros(2, ring.RECORD)
+    tuner = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 1}]})
+    for what, array in arrays.items():
+        before, ring_before, tuner_before = array.copy(), ring_.header.tobytes(), tuner.state.copy()
+        assert _telemetry_calls(array, ring_.header, records) == (arqon.kernels.BAD_STATE, True), what
+        assert telemetry.emit(array, ring_.header, 0, 1.0, 5) == arqon.kernels.BAD_STATE, what
+        assert telemetry.tune_from_window(tuner.state, array, ring_.header, 0, stats.MEAN, 0.0, 1, 5) == \
+            arqon.kernels.BAD_STATE, what
+        np.testing.assert_array_equal(array, before, err_msg=what)
+        assert ring_.header.tobytes() == ring_before and tuner.state.tobytes() == tuner_before.tobytes(), what
+        if what != "a metric record out of range":
+            with pytest.raises(ValueError, match="not a telemetry state"):
+                stats.tel_header(array)
+    assert stats.open_telemetry(bad_record) == 0  # the header is whole: the record check is open_metric's
+    assert telemetry.emit(bad_record, ring_.header, 1, 1.0, 5) == 0  # ... and the other metric still runs
+
+
+def test_new_telemetry_state_runs_as_it_is():
+    state = stats.new_telemetry_state(2, 0)
+    r = arqon.Ring(16)
+    for i, x in enumerate([3.0, 5.0, 4.0]):
+        assert telemetry.emit(state, r.header, 1, x, i) == 0
+    assert telemetry.window_stat(state, 1, stats.MEAN, 0.0) == 4.0
+    assert math.isnan(telemetry.window_stat(state, 0, stats.MEAN, 0.0))
+    assert math.isnan(telemetry.window_stat(state, 1, stats.P2, 0.0))  # keeps no P-square estimate
