@@ -23,9 +23,9 @@ if AVAILABLE:
     def _emit_entry(closure, args, nargs, kwnames):
         """The METH_FASTCALL | METH_KEYWORDS C function behind a telemetry's ``emit``. ``closure``: the tuple (state,
         ring header and step counter addresses as floats, metric ids as floats by name and by index, checked emit, a
-        str, an int, the state's length in words as a float). Mutates: state, ring, counter. Allocates: nothing.
-        Returns: a new reference."""
-        items = view_at(closure + TUPLE_ITEMS, 8, np.uintp)
+        str, an int, the state's and the ring's lengths in words as floats). Mutates: state, ring, counter.
+        Allocates: nothing. Returns: a new reference."""
+        items = view_at(closure + TUPLE_ITEMS, 9, np.uintp)
         if nargs == 2 and kwnames == 0:
             metric, value = _load(args, np.uintp), _load(args + 8, np.uintp)
             kind = _load(metric + OB_TYPE, np.uintp)
@@ -38,6 +38,7 @@ if AVAILABLE:
                         numba.uintp(_load(items[0] + FLOAT_VALUE, np.float64)),
                         numba.intp(_load(items[7] + FLOAT_VALUE, np.float64)),
                         numba.uintp(_load(items[1] + FLOAT_VALUE, np.float64)),
+                        numba.intp(_load(items[8] + FLOAT_VALUE, np.float64)),
                         numba.int64(_load(index + FLOAT_VALUE, np.float64)), _load(value + FLOAT_VALUE, np.float64),
                         counter[0])
                     if flags & BAD_STATE == 0:
@@ -48,13 +49,13 @@ if AVAILABLE:
     _EMIT_DEF = method_def(b"emit", _emit_entry, b"emit(metric, value, step=None)\n--\n\nRecord one sample of metric.")
 
 
-def fast_emit(address: int, words: int, ring_address: int, counter: np.ndarray, names, checked):
-    """A builtin ``emit(metric, value, step=None)`` on the telemetry state (``words`` long) and ring header at these
-    addresses, which
+def fast_emit(address: int, words: int, ring_address: int, ring_words: int, counter: np.ndarray, names, checked):
+    """A builtin ``emit(metric, value, step=None)`` on the telemetry state and the ring at these addresses (``words``
+    and ``ring_words`` long), which
     numbers its samples with ``counter[0]`` (the next step); every call it does not take itself goes to ``checked`` (a
     Python function with the same meaning), which must hold the state, the ring and ``counter``."""
     if not AVAILABLE:
         return checked
     ids = {name: float(i) for i, name in enumerate(names)} | {i: float(i) for i in range(len(names))}
     return builtin(_EMIT_DEF, (float(address), float(ring_address), float(counter.ctypes.data), ids, checked, "", 0,
-                               float(words)))
+                               float(words), float(ring_words)))

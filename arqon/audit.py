@@ -129,7 +129,7 @@ class AuditLog:
         self.metrics = list(metrics)
         self._values = np.zeros(max(len(self.metrics), 1))
         self.ring = Ring(capacity, "drop_newest")
-        self._header, self._state = self.ring.header, tuner.state
+        self._ring, self._header, self._state = self.ring.state, self.ring.header, tuner.state
         self._fsync, self._every, self._interval = fsync, every, interval_ms / 1000.0
         self._rotate = rotate_bytes
         self._step = 0
@@ -147,40 +147,40 @@ class AuditLog:
         if executor is not None:
             executor._log = self  # from now on every executor decision is recorded, and Executor.step's ask/tell too
             live = executor.live
-            _VALUES(self._header, audit_kernels.LIVE, -1, live, len(live))  # in force from step 0
+            _VALUES(self._ring, audit_kernels.LIVE, -1, live, len(live))  # in force from step 0
 
     # -- the hot path (one kernel call each) ----------------------------------------------------------------------
 
     def ask(self, step: int | None = None) -> np.ndarray:
         """``tuner.ask()``, audited. Returns the proposal view."""
-        _ASK(self._state, self._header, self._next(step))
+        _ASK(self._state, self._ring, self._next(step))
         return self.tuner._x
 
     def tell(self, value: float, step: int | None = None) -> int:
         """``tuner.tell(value)``, audited. Returns the status flags (an int; ``arqon.Status`` names them)."""
-        return _TELL(self._state, self._header, value + 0.0, self._next(step))
+        return _TELL(self._state, self._ring, value + 0.0, self._next(step))
 
     def step(self, value: float, step: int | None = None) -> np.ndarray:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
-        _STEP(self._state, self._header, value + 0.0, self._next(step))
+        _STEP(self._state, self._ring, value + 0.0, self._next(step))
         return self.tuner._x
 
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
         when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
-        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header, self._header,
+        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.state, self._ring,
                                    *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
         return None if status & _WAITING else self.tuner._x
 
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""
-        _GUARD(self._header, self.executor.state, kind, int(now), int(flags))
+        _GUARD(self._ring, self.executor.state, kind, int(now), int(flags))
 
     def record_metrics(self, values, now: int) -> None:
         """One METRIC record per name in ``metrics``: ``values`` as a mapping by name (a missing name: NaN) or a
         sequence in that order. ``Executor.observe`` calls this itself."""
         self._values[: len(self.metrics)] = ordered_metrics(values, self.metrics, "this log records")
-        _VALUES(self._header, audit_kernels.METRIC, int(now), self._values, len(self.metrics))
+        _VALUES(self._ring, audit_kernels.METRIC, int(now), self._values, len(self.metrics))
 
     def record_live(self, values, now: int) -> None:
         """One LIVE record per parameter: the values (in ``tuner.names`` order) the system runs with from the step
@@ -190,7 +190,7 @@ class AuditLog:
         if values.shape != (len(self.tuner.names),):
             raise ValueError(f"expected {len(self.tuner.names)} live values {list(self.tuner.names)}, got shape "
                              f"{values.shape}")
-        _VALUES(self._header, audit_kernels.LIVE, int(now), values, len(values))
+        _VALUES(self._ring, audit_kernels.LIVE, int(now), values, len(values))
 
     def _next(self, step):
         if step is None:
@@ -269,7 +269,7 @@ class AuditLog:
         try:
             while True:
                 stopping = self._stop.is_set()
-                n = _DRAIN(self._header, capacity, drained)
+                n = _DRAIN(self._ring, drained)
                 if n < 0:
                     raise RuntimeError("the audit ring's header was overwritten (magic, record size or capacity "
                                        "changed): no record can be trusted, logging stopped")

@@ -242,7 +242,7 @@ def _counting(loop, *args):
 
 
 def _push_probe():
-    return _counting(_push_loop, telemetry().ring.header, SAMPLES)
+    return _counting(_push_loop, telemetry().ring.state, SAMPLES)
 
 
 def _update_probe(**metric):
@@ -251,7 +251,7 @@ def _update_probe(**metric):
 
 def _emit_probe():
     tel = telemetry(drift={})
-    return _counting(_emit_loop, tel.state, tel.ring.header, SAMPLES)
+    return _counting(_emit_loop, tel.state, tel.ring.state, SAMPLES)
 
 
 def _python_emit_probe():
@@ -270,7 +270,7 @@ def _audited_steps(state, audit, out, values, start, n):
     for i in range(start, start + n):
         audit_kernels.audited_step(state, audit, values[i & 1023], i)
         if i & 1023 == 0:
-            audit_kernels.audit_drain(audit, audit[0]["capacity"], out)
+            audit_kernels.audit_drain(audit, out)
 
 
 def _audited_step_probe(d):
@@ -278,7 +278,7 @@ def _audited_step_probe(d):
 
     t, ring_ = tuner(d), Ring(4096, "drop_newest")
     out = np.zeros(4096, audit_kernels.AUDIT_RECORD)
-    return _counting(_audited_steps, t.state, ring_.header, out, VALUES)
+    return _counting(_audited_steps, t.state, ring_.state, out, VALUES)
 
 
 # name -> a factory returning run(n): perform n calls of the kernel

@@ -128,8 +128,9 @@ class Ring:
     """A single-producer single-consumer ring of fixed records (``arqon.kernels.ring.RECORD``).
 
     ``Ring(capacity, policy)`` lives in this process; ``Ring(..., shared=True)`` in shared memory, which another
-    process opens with ``Ring.attach(ring.name)``. ``header`` is what the kernels take. The creator unlinks the shared
-    memory on ``close``."""
+    process opens with ``Ring.attach(ring.name)``. ``state`` (the whole buffer as float64 words) is what the kernels
+    take; ``header`` is a view of its header record, for reading the counters. The creator unlinks the shared memory
+    on ``close``."""
 
     def __init__(self, capacity: int = 4096, policy: str = "overwrite", *, shared: bool = False):
         config = decode({"capacity": capacity, "policy": policy}, RingConfig)
@@ -139,7 +140,8 @@ class Ring:
             _CREATED.add(self._shm.name)
         self._owner = shared
         self._buffer = np.ndarray(size, np.uint8, self._shm.buf) if shared else np.zeros(size, np.uint8)
-        self.header = ring_kernels.init_ring(self._buffer, config.capacity, _POLICIES[config.policy])
+        self.state = ring_kernels.init_ring(self._buffer, config.capacity, _POLICIES[config.policy])
+        self.header = ring_kernels.ring_header(self.state)
         self._capacity = config.capacity
         self._out = np.zeros(min(config.capacity, 65_536), ring_kernels.RECORD)
 
@@ -151,8 +153,8 @@ class Ring:
         except FileNotFoundError:
             raise ValueError(f"no shared-memory ring named {name!r}") from None
         buffer = np.ndarray(shm.size, np.uint8, shm.buf)
-        header = ring_kernels.attach_ring(buffer)
-        if header is None:
+        state = ring_kernels.attach_ring(buffer)
+        if state is None:
             shm.close()
             raise ValueError(f"shared memory {name!r} does not hold an arqon ring")
         # before Python 3.13 attaching also registers the segment with this process's resource tracker, which would
@@ -160,8 +162,9 @@ class Ring:
         if sys.version_info < (3, 13) and shm.name not in _CREATED:
             resource_tracker.unregister(shm._name, "shared_memory")
         self = cls.__new__(cls)
-        self._shm, self._owner, self._buffer, self.header = shm, False, buffer, header
-        self._capacity = int(header[0]["capacity"])  # what is mapped: every drain checks the header still says so
+        self._shm, self._owner, self._buffer, self.state = shm, False, buffer, state
+        self.header = ring_kernels.ring_header(state)
+        self._capacity = int(self.header[0]["capacity"])  # what is mapped: every kernel checks the header still fits
         self._out = np.zeros(min(self._capacity, 65_536), ring_kernels.RECORD)
         return self
 
@@ -183,7 +186,16 @@ class Ring:
     def push(self, metric: int, value: float, step: int = 0, generation: int = 0, variant: int = 0,
              flags: int = 0) -> Status:
         """Append one record (producer side). Returns ``Status.DROPPED`` when a drop-newest ring is full."""
-        return Status(_PUSH(self.header, step, metric, value + 0.0, generation, variant, flags))
+        if self.state is None:
+            raise ValueError("the ring is closed")
+        status = _PUSH(self.state, step, metric, value + 0.0, generation, variant, flags)
+        if status & _BAD_STATE:
+            raise ValueError(self._overwritten())
+        return Status(status)
+
+    def _overwritten(self) -> str:
+        return (f"ring {self.name or '(private)'}: its header no longer describes a ring of {self._capacity} records "
+                "(magic, record size or capacity overwritten): nothing read or written")
 
     def drain(self, out: np.ndarray | None = None) -> np.ndarray:
         """Read the unread records, oldest first (consumer side): into ``out`` (a RECORD array; returns the filled
@@ -191,12 +203,11 @@ class Ring:
         target = self._out if out is None else out
         if target.dtype != ring_kernels.RECORD or target.ndim != 1 or not target.flags.c_contiguous:
             raise TypeError("out must be a contiguous 1-D array of arqon.kernels.ring.RECORD")
-        if self.header is None:
+        if self.state is None:
             raise ValueError("the ring is closed")
-        n = _DRAIN(self.header, self._capacity, target)
+        n = _DRAIN(self.state, target)
         if n < 0:
-            raise ValueError(f"ring {self.name or '(private)'}: its header no longer describes a ring of "
-                             f"{self._capacity} records (magic, record size or capacity overwritten): nothing read")
+            raise ValueError(self._overwritten())
         return target[:n]
 
     def counters(self) -> dict[str, int]:
@@ -214,13 +225,13 @@ class Ring:
         its next write would land in unmapped memory."""
         if self._shm is not None:
             buffer = weakref.ref(self._buffer)  # every view of the ring (its header included) keeps the buffer alive
-            header, self.header, self._buffer = self.header, None, None
-            del header
+            self.header = self.state = self._buffer = None
             if buffer() is not None:
                 gc.collect()  # a view held only by unreachable objects does not count
             if buffer() is not None:
                 self._buffer = buffer()
-                self.header = self._buffer[:ring_kernels.RING_HEADER_BYTES].view(ring_kernels.RING_HEADER)
+                self.state = self._buffer[:ring_kernels.ring_bytes(self._capacity)].view(np.float64)
+                self.header = ring_kernels.ring_header(self.state)
                 raise RuntimeError(f"ring {self._shm.name} is still in use (a Telemetry on it, its emit, or a view of "
                                    "its header): drop those first, then close it")
             self._shm.close()
@@ -273,11 +284,11 @@ def _metric_index(names, ids, metric) -> int:
     return int(metric)
 
 
-def _checked_emit(state, ring_header, names, ids, next_step):
+def _checked_emit(state, ring, names, ids, next_step):
     """``Telemetry.emit`` as a Python function (see its slot's docstring), which converts its arguments or raises.
-    It holds the arrays the builtin emit reads (state, ring header, step counter), not the telemetry: no cycle, and a
+    It holds the arrays the builtin emit reads (state, ring, step counter), not the telemetry: no cycle, and a
     kept ``emit`` stays valid after the telemetry is dropped."""
-    address, words, ring_address = state.ctypes.data, state.shape[0], ring_header.ctypes.data
+    address, words, ring_address, ring_words = state.ctypes.data, state.shape[0], ring.ctypes.data, ring.shape[0]
 
     def emit(metric, value, step=None):
         index = ids.get(metric, -1) if metric.__class__ is str else _metric_index(names, ids, metric)
@@ -288,7 +299,7 @@ def _checked_emit(state, ring_header, names, ids, next_step):
         if not -2**63 <= at < 2**63 - 1:
             raise OverflowError(f"step must be an int64 below 2**63 - 1, got {step}")
         try:
-            flags = _EMIT_AT(address, words, ring_address, index, value + 0.0, at)
+            flags = _EMIT_AT(address, words, ring_address, ring_words, index, value + 0.0, at)
         except TypeError:
             raise TypeError(f"value must be a real number, got {type(value).__name__}") from None
         if flags & _BAD_STATE:
@@ -297,13 +308,13 @@ def _checked_emit(state, ring_header, names, ids, next_step):
         return flags
 
     emit.__qualname__ = "Telemetry.emit"
-    emit.memory = (state, ring_header)  # what the two addresses point into, kept alive as long as emit is
+    emit.memory = (state, ring)  # what the two addresses point into, kept alive as long as emit is
     return emit
 
 
 class Telemetry:
     """Per-metric statistics over a ring: ``emit`` records a sample (ring record + window statistics + EMA + drift);
-    ``summary``, ``quantile`` and ``drift_detected`` read them. ``state`` and ``ring.header`` go to
+    ``summary``, ``quantile`` and ``drift_detected`` read them. ``state`` and ``ring.state`` go to
     ``arqon.kernels.telemetry.emit`` inside @njit code. Samples carry the current ``generation``: after applying a new
     config, call ``new_generation()`` so the old config's samples never count for the new one."""
 
@@ -325,15 +336,15 @@ class Telemetry:
         self.ring = ring or Ring(self.config.ring.capacity, self.config.ring.policy)
         self.state = _build_state(self.config)  # the whole buffer: a copy of it is a state too
         self._header = stats_kernels.tel_header(self.state)
-        # emit passes addresses; holding the ring's header keeps its memory mapped (closing it raises meanwhile)
-        self._ring_header = self.ring.header
-        self._address, self._ring_address = self.state.ctypes.data, self._ring_header.ctypes.data
+        # emit passes addresses; holding the ring's buffer keeps its memory mapped (closing it raises meanwhile)
+        self._ring_state = self.ring.state
+        self._address, self._ring_address = self.state.ctypes.data, self._ring_state.ctypes.data
         self._records = stats_kernels.metric_records(self.state)
         self._seen_drifts = [0] * len(self.names)
         self._next_step = np.zeros(1, np.int64)
-        checked = _checked_emit(self.state, self._ring_header, self.names, self._ids, self._next_step)
-        self.emit = fast_emit(self._address, self.state.shape[0], self._ring_address, self._next_step, self.names,
-                              checked)
+        checked = _checked_emit(self.state, self._ring_state, self.names, self._ids, self._next_step)
+        self.emit = fast_emit(self._address, self.state.shape[0], self._ring_address, self._ring_state.shape[0],
+                              self._next_step, self.names, checked)
 
     def metric_id(self, metric: str | int) -> int:
         """The index of ``metric`` (a name or an index) in declaration order."""

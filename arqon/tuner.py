@@ -279,7 +279,7 @@ class Tuner:
         since the last step, exploration re-opens first (``Status.REOPENED`` in ``last_status``)."""
         from arqon.telemetry import TUNE_FROM_WINDOW, window_args  # telemetry kernels compile only when used
 
-        status = TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.header,
+        status = TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.state,
                                   *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
         return None if status & _WAITING else self._x
 

@@ -20,6 +20,7 @@ import arqon
 from arqon.audit import AuditLog, read_log, replay
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels._jit import acquire_fence, drop_stale_cache
+from arqon.kernels.ring import ring_header_of
 
 
 def _cache_probe():
@@ -33,9 +34,10 @@ drop_stale_cache(_cache_probe)  # this module's cached functions inline kernels:
 @numba.njit(nogil=True, cache=True)
 def _produce(state, audit, values, n):
     """n audited steps, waiting (spinning, without the GIL) whenever the ring is nearly full."""
-    capacity = audit[0]["capacity"]
+    h = ring_header_of(audit)  # the ring is the whole buffer; its counters are in the header
+    capacity = h[0]["capacity"]
     for i in range(n):
-        while audit[0]["head"] - audit[0]["tail"] >= capacity - 1:
+        while h[0]["head"] - h[0]["tail"] >= capacity - 1:
             acquire_fence()  # re-read tail every turn (the writer thread moves it)
         audit_kernels.audited_step(state, audit, values[i & 1023], i)
 
@@ -49,11 +51,11 @@ def measure(records: int, folder: Path) -> list[dict]:
         tuner = arqon.Tuner({"params": [{"name": f"x{j}", "min": -5, "max": 5} for j in range(16)], "seed": i})
         path = folder / f"throughput{i}.arqlog"
         with AuditLog(path, tuner, fsync=fsync, capacity=1 << 16, **extra) as log:
-            audit_kernels.audited_ask(tuner.state, log.ring.header, 0)
-            _produce(tuner.state, log.ring.header, values, 1000)  # compile / warm
+            audit_kernels.audited_ask(tuner.state, log.ring.state, 0)
+            _produce(tuner.state, log.ring.state, values, 1000)  # compile / warm
             log.flush()
             started = time.perf_counter()
-            _produce(tuner.state, log.ring.header, values, records)
+            _produce(tuner.state, log.ring.state, values, records)
             log.flush(timeout=600)
             seconds = time.perf_counter() - started
             refused = log.counters()["refused"]

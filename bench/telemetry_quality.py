@@ -48,7 +48,7 @@ def quantile_accuracy(n: int, seeds: range) -> list[tuple[str, float, float, flo
     for seed in seeds:
         x = np.random.default_rng(seed).lognormal(0.0, 1.0, n)
         tel = arqon.Telemetry({"metrics": [{"name": "m", "quantiles": [0.5, 0.99, 0.999]}]})
-        _emit_stream(tel.state, tel.ring.header, x)
+        _emit_stream(tel.state, tel.ring.state, x)
         p2 = tel.summary("m").quantiles
         for q in (0.5, 0.99, 0.999):
             exact = np.quantile(x, q)
@@ -79,14 +79,14 @@ def drift_figures(stationary: int, trials: int, quick: bool) -> list[dict]:
         alarms = 0
         for seed in range(2 if quick else 5):
             tel = arqon.Telemetry({"metrics": [{"name": "m", "sketch": False, "drift": drift}]})
-            alarms += len(_emit_stream(tel.state, tel.ring.header, np.random.default_rng(seed).normal(0, 1, stationary)))
+            alarms += len(_emit_stream(tel.state, tel.ring.state, np.random.default_rng(seed).normal(0, 1, stationary)))
         false_rate = alarms / ((2 if quick else 5) * stationary) * 1e6
         delays = []
         for seed in range(trials):
             rng = np.random.default_rng(10_000 + seed)
             x = np.concatenate([rng.normal(0, 1, 2000), rng.normal(1, 1, 2000)])
             tel = arqon.Telemetry({"metrics": [{"name": "m", "sketch": False, "drift": drift}]})
-            after = [i - 2000 for i in _emit_stream(tel.state, tel.ring.header, x) if i >= 2000]
+            after = [i - 2000 for i in _emit_stream(tel.state, tel.ring.state, x) if i >= 2000]
             delays.append(after[0] if after else np.inf)
         rows.append(_drift_row(name, false_rate, delays))
     try:

@@ -17,7 +17,7 @@ from .api import ask, open_state, reopen, step, tell
 from .guard import APPLIED, F8, GUARD_HEADER, GUARD_HEADER_BYTES, ROLLED_BACK, open_guard
 from .stats import F8 as TEL_STATE_TYPE, metrics_of, tel_of
 from .telemetry import tune_from_window, window_stat
-from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, slots
+from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, open_ring, ring_header_of, slots
 from .state import BEST, DELTA, GRAD, HEADER, HEADER_BYTES, STATE_TYPE, THETA, X
 
 assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # state_digest reads them as one run
@@ -119,9 +119,9 @@ def _log(state, audit, kind, step_, value, status):
 def audited_step(state, audit, value, step_):
     """``step`` then one STEP record (value, status, digest after). Mutates: state, audit ring. Allocates: nothing.
     Returns: the step's status, with DROPPED when the audit ring was full (the decision still happened)."""
-    state, audit = borrow(state), borrow(audit)  # no reference counting in the inlined helpers below
-    if open_state(state) != OK:
+    if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
+    state, audit = borrow(state), ring_header_of(audit)  # no reference counting in the inlined helpers below
     status = step(state, value)
     return status | _log(state, audit, STEP, step_, value, status)
 
@@ -129,9 +129,9 @@ def audited_step(state, audit, value, step_):
 @kernel(t.int64(STATE_TYPE, RING_TYPE, t.float64, t.int64))
 def audited_tell(state, audit, value, step_):
     """``tell`` then one TELL record. Mutates, allocates and returns as ``audited_step``."""
-    state, audit = borrow(state), borrow(audit)
-    if open_state(state) != OK:
+    if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
+    state, audit = borrow(state), ring_header_of(audit)
     status = tell(state, value)
     return status | _log(state, audit, TELL, step_, value, status)
 
@@ -139,9 +139,9 @@ def audited_tell(state, audit, value, step_):
 @kernel(t.int64(STATE_TYPE, RING_TYPE, t.int64))
 def audited_ask(state, audit, step_):
     """``ask`` then one ASK record. Mutates, allocates and returns as ``audited_step``."""
-    state, audit = borrow(state), borrow(audit)
-    if open_state(state) != OK:
+    if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
+    state, audit = borrow(state), ring_header_of(audit)
     status = ask(state)
     return status | _log(state, audit, ASK, step_, np.nan, status)
 
@@ -196,9 +196,9 @@ def audit_guard(audit, guard_state, kind, now, flags):
     and a digest of the live snapshot; when ``flags`` say the snapshot flipped (APPLIED, ROLLED_BACK), then one LIVE
     record per parameter. Mutates: audit ring. Allocates: nothing. Returns: OK, DROPPED, or BAD_STATE (nothing
     logged) for an executor state ``open_guard`` refuses."""
-    if open_guard(guard_state) != OK:
+    if open_guard(guard_state) != OK or open_ring(audit) != OK:
         return BAD_STATE
-    audit = borrow(audit)
+    audit = ring_header_of(audit)
     g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
     address = guard_state.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8
     live = view_at(address, g["d"], np.uint64)
@@ -215,7 +215,9 @@ def audit_guard(audit, guard_state, kind, now, flags):
 def audit_values(audit, kind, now, values, n):
     """``n`` records of ``kind`` (LIVE or METRIC) at step ``now``: status = index, value = ``values[index]``.
     Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
-    return _log_values(borrow(audit), kind, now, borrow(values), n)
+    if open_ring(audit) != OK or n > values.shape[0]:
+        return BAD_STATE
+    return _log_values(ring_header_of(audit), kind, now, borrow(values), n)
 
 
 @kernel(t.int64(STATE_TYPE, TEL_STATE_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
@@ -223,7 +225,9 @@ def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_sampl
     """``telemetry.tune_from_window``, recorded: when it steps, a DRIFT and a REOPEN record if exploration re-opened,
     then a STEP record with the window's value. Mutates: state, tel, ring, audit ring. Allocates: nothing.
     Returns: as ``tune_from_window``, with DROPPED when the audit ring refused a record."""
-    state, tel, audit = borrow(state), borrow(tel), borrow(audit)
+    if open_ring(audit) != OK:
+        return BAD_STATE
+    state, tel, audit = borrow(state), borrow(tel), ring_header_of(audit)
     value = window_stat(tel, metric, stat, q)  # what the step below tells (the window is not touched before it)
     status = tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_)
     if status & (WAITING | BAD_STATE):
@@ -237,6 +241,6 @@ def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_sampl
     return status | logged | _log_event(audit, STEP, step_, value, state_digest(state), step_status)
 
 
-audit_drain = kernel(t.int64(RING_TYPE, t.int64, AUDIT_TYPE))(_drain)
+audit_drain = kernel(t.int64(RING_TYPE, AUDIT_TYPE))(_drain)
 audit_drain.__doc__ = ("``ring_drain`` for an audit ring: moves AUDIT_RECORDs into ``out``; returns how many "
-                       "(-BAD_STATE: not a ring of ``capacity`` records).")
+                       "(-BAD_STATE: not a whole ring).")

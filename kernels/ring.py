@@ -1,9 +1,11 @@
 """Telemetry ring buffer: fixed records in one preallocated buffer, single producer, single consumer.
 
 The buffer is a header then ``capacity`` records (``RECORD``); it may be ordinary memory or
-``multiprocessing.shared_memory``, so a second process can drain it. The header keeps the producer's counters (``head``:
-records written, ``dropped``) and the consumer's (``tail``: records read, ``overrun``) on separate cache lines; each
-side writes only its own.
+``multiprocessing.shared_memory``, so a second process can drain it. Kernels take the whole buffer as float64 words
+(``RING_TYPE``) and open it with ``open_ring`` (magic, record size, a power-of-two capacity whose records fill the
+buffer exactly); anything else gets BAD_STATE (``-BAD_STATE`` from a drain) and is left untouched. The header keeps the
+producer's counters (``head``: records written, ``dropped``) and the consumer's (``tail``: records read, ``overrun``) on
+separate cache lines; each side writes only its own.
 
 Record ``n`` goes to slot ``n & (capacity - 1)``. Its ``seq`` is ``2n + 1`` while the producer writes it and ``2n + 2``
 once written; the producer publishes ``head = n + 1`` after that. The consumer reads ``seq``, the fields, then ``seq``
@@ -51,7 +53,10 @@ RING_HEADER = np.dtype({
     "itemsize": 192,
 }, align=True)
 RING_HEADER_BYTES = RING_HEADER.itemsize
-RING_TYPE = numba.from_dtype(RING_HEADER)[::1]
+RING_HEADER_WORDS = RING_HEADER_BYTES // 8
+MAX_CAPACITY = 1 << 40
+RING_TYPE = numba.float64[::1]  # a ring as the kernels take it: the whole buffer, header and records, as words
+RING_HEADER_TYPE = numba.from_dtype(RING_HEADER)[::1]  # its header, as the helpers take it once the ring is open
 RECORDS_TYPE = numba.from_dtype(RECORD)[::1]
 
 
@@ -61,23 +66,50 @@ def ring_bytes(capacity):
 
 
 def init_ring(buffer, capacity, policy):
-    """Lay a ring over ``buffer`` (a writable uint8 array of ``ring_bytes(capacity)`` bytes, zeroed) and return its
-    header view. ``capacity`` must be a power of two (the shell checks)."""
-    header = buffer[:RING_HEADER_BYTES].view(RING_HEADER)
-    header[0]["capacity"], header[0]["policy"], header[0]["record_bytes"] = capacity, policy, RECORD.itemsize
-    header[0]["magic"] = MAGIC
-    return header
+    """Lay a ring of ``capacity`` records (a power of two) over ``buffer`` (a writable, zeroed, 8-byte aligned uint8
+    array of ``ring_bytes(capacity)`` bytes). Returns: the ring, the whole buffer as float64 words."""
+    ring = buffer[:ring_bytes(capacity)].view(np.float64)
+    h = ring[:RING_HEADER_WORDS].view(RING_HEADER)[0]
+    h["capacity"], h["policy"], h["record_bytes"], h["magic"] = capacity, policy, RECORD.itemsize, MAGIC
+    return ring
 
 
 def attach_ring(buffer):
-    """The header view of a ring already laid over ``buffer``, or None if ``buffer`` holds no ring."""
-    header = buffer[:RING_HEADER_BYTES].view(RING_HEADER)
-    h = header[0]
-    if h["magic"] != MAGIC or h["record_bytes"] != RECORD.itemsize or h["capacity"] <= 0:
+    """The ring already laid over ``buffer`` (as ``init_ring`` returns it), or None if ``buffer`` holds no ring."""
+    if buffer.nbytes < RING_HEADER_BYTES:
         return None
-    if buffer.nbytes < ring_bytes(int(h["capacity"])):
+    capacity = int(buffer[:RING_HEADER_BYTES].view(RING_HEADER)[0]["capacity"])
+    if not 1 <= capacity <= MAX_CAPACITY or buffer.nbytes < ring_bytes(capacity):
         return None
-    return header
+    ring = buffer[:ring_bytes(capacity)].view(np.float64)
+    return ring if open_ring(ring) == OK else None
+
+
+def ring_header(ring):
+    """The header record of ``ring`` (its counters), for Python readers."""
+    return ring[:RING_HEADER_WORDS].view(RING_HEADER)
+
+
+@kernel(t.int64(RING_TYPE))
+def open_ring(ring):
+    """OK when ``ring`` is a whole ring: magic, record size, a power-of-two capacity whose records fill the buffer;
+    else BAD_STATE. Reads: the header. Allocates: nothing."""
+    n = ring.shape[0]
+    if n < RING_HEADER_WORDS:
+        return BAD_STATE
+    g = view_at(ring.ctypes.data, 1, RING_HEADER)[0]
+    capacity = g["capacity"]
+    bad = (g["magic"] != MAGIC) | (g["record_bytes"] != RECORD_WORDS * 8) | (capacity < 1)
+    bad |= (capacity > MAX_CAPACITY) | ((capacity & (capacity - 1)) != 0)
+    if bad or RING_HEADER_WORDS + capacity * RECORD_WORDS != n:
+        return BAD_STATE
+    return OK
+
+
+@numba.njit(inline="always")
+def ring_header_of(ring):
+    """The header of an opened ring, not reference-counted."""
+    return view_at(ring.ctypes.data, 1, RING_HEADER)
 
 
 @numba.njit(inline="always")
@@ -93,7 +125,7 @@ def _words(address, n):
     return view_at(address, (n, RECORD_WORDS), np.uint64)
 
 
-@kernel(t.int64(RING_TYPE), inline=True)
+@kernel(t.int64(RING_HEADER_TYPE), inline=True)
 def begin_record(ring):
     """Claim the slot of the next record and mark it being written (seq odd): the first half of every push.
     Returns: the slot, or -1 when DROP_NEWEST refuses (counted in ``dropped``). Allocates: nothing."""
@@ -108,7 +140,7 @@ def begin_record(ring):
     return slot
 
 
-@kernel(t.void(RING_TYPE, t.int64), inline=True)
+@kernel(t.void(RING_HEADER_TYPE, t.int64), inline=True)
 def end_record(ring, slot):
     """Publish the record written into ``slot`` (seq even, then head): the second half of every push."""
     g = borrow(ring)[0]
@@ -122,8 +154,11 @@ def end_record(ring, slot):
 @kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
 def ring_push(ring, step, metric, value, generation, variant, flags):
     """Append one telemetry record. Mutates: one slot, head (or dropped). Allocates: nothing.
-    Returns: OK, or DROPPED when the ring is full under DROP_NEWEST (nothing written)."""
-    ring = borrow(ring)  # no reference counting around the inlined helpers
+    Returns: OK, DROPPED when the ring is full under DROP_NEWEST (nothing written), or BAD_STATE (nothing touched)
+    for a buffer ``open_ring`` refuses."""
+    if open_ring(ring) != OK:
+        return BAD_STATE
+    ring = ring_header_of(ring)  # no reference counting around the inlined helpers
     slot = begin_record(ring)
     if slot < 0:
         return DROPPED
@@ -138,18 +173,18 @@ def ring_push(ring, step, metric, value, generation, variant, flags):
     return OK
 
 
-def _drain(ring, capacity, out):
+def _drain(ring, out):
     """Move up to ``len(out)`` unread records, oldest first, into ``out``. Records overwritten before or while they
     were read are skipped and counted in ``overrun`` (those caught mid-read also in ``torn``). Copies words, so it
-    serves every record type of RECORD_WORDS words with ``seq`` first. ``capacity`` is what the reader mapped: a
-    header whose magic, record size or capacity disagree (e.g. another process overwrote it) is refused.
+    serves every record type of RECORD_WORDS words with ``seq`` first. ``ring`` is what the reader mapped: a header
+    whose magic, record size or capacity no longer fit it (e.g. another process overwrote it) is refused.
     Mutates: out, tail, overrun, torn. Allocates: nothing.
     Returns: the number of records written to ``out``, or -BAD_STATE (nothing read or written)."""
-    h = borrow(ring)
-    g = h[0]
-    if g["magic"] != MAGIC or g["record_bytes"] != RECORD_WORDS * 8 or g["capacity"] != capacity or capacity <= 0 \
-            or capacity & (capacity - 1) != 0:
+    if open_ring(ring) != OK:
         return -BAD_STATE
+    h = ring_header_of(ring)
+    g = h[0]
+    capacity = g["capacity"]
     head = g["head"]
     acquire_fence()
     tail = g["tail"]
@@ -180,5 +215,5 @@ def _drain(ring, capacity, out):
     return count
 
 
-ring_drain = kernel(t.int64(RING_TYPE, t.int64, RECORDS_TYPE))(_drain)
+ring_drain = kernel(t.int64(RING_TYPE, RECORDS_TYPE))(_drain)
 ring_drain.__doc__ = _drain.__doc__

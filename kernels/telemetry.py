@@ -1,9 +1,9 @@
 """Telemetry kernels: emit a sample (ring record + statistics + drift), feed drained records to the statistics, and
 tune from a window's statistic. Callable from Python or inside the user's ``@njit`` loop.
 
-``tel`` is a telemetry state (the whole buffer, see ``stats``), ``ring`` a ring header (see ``ring``), ``state`` a
-tuner state. Every kernel opens ``tel`` with ``open_telemetry`` and the metric it touches with ``open_metric``, and
-returns BAD_STATE (NaN for ``window_stat``), touching nothing, when either check fails.
+``tel`` is a telemetry state (the whole buffer, see ``stats``), ``ring`` a ring (the whole buffer, see ``ring``),
+``state`` a tuner state. Every kernel opens ``tel`` with ``open_telemetry`` and the metric it touches with
+``open_metric``, and returns BAD_STATE (NaN for ``window_stat``), touching nothing, when either check fails.
 """
 
 import numpy as np
@@ -12,7 +12,7 @@ from numba import types as t
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
 from .api import open_state, reopen_exploration, step
-from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_HEADER, RING_TYPE, ring_push
+from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_TYPE, open_ring, ring_push
 from .state import HEADER, STATE_TYPE
 from .stats import F8, buckets_of, metric_add, metric_stat, metrics_of, open_metric, open_telemetry, tel_of
 
@@ -23,7 +23,7 @@ def emit(tel, ring, metric, value, step_):
     variant, then the metric's statistics and detector; a detection also pushes a DRIFT_EVENT record.
     Mutates: tel, ring. Allocates: nothing. Returns: OK or flags DROPPED, DRIFT, NONFINITE; BAD_STATE (nothing
     touched) for a state or metric the open checks refuse."""
-    if open_telemetry(tel) != OK:
+    if open_telemetry(tel) != OK or open_ring(ring) != OK:
         return BAD_STATE
     h = tel_of(tel)
     if open_metric(h, metric) != OK:
@@ -38,13 +38,13 @@ def emit(tel, ring, metric, value, step_):
     return status | found
 
 
-@kernel(t.int64(t.uintp, t.intp, t.uintp, t.int64, t.float64, t.int64), nogil=False)
-def emit_at(tel_address, tel_words, ring_address, metric, value, step_):
-    """``emit`` on the telemetry state of ``tel_words`` words and the ring header at these addresses: the Python path
+@kernel(t.int64(t.uintp, t.intp, t.uintp, t.intp, t.int64, t.float64, t.int64), nogil=False)
+def emit_at(tel_address, tel_words, ring_address, ring_words, metric, value, step_):
+    """``emit`` on the telemetry state and the ring of these many words at these addresses: the Python path
     (passing addresses costs less than passing arrays). Not public: only the owner of the state knows its address and
     length; the caller must hold both. Mutates and returns as ``emit``."""
-    return emit(view_at(tel_address, tel_words, np.float64), view_at(ring_address, 1, RING_HEADER), metric, value,
-                step_)
+    return emit(view_at(tel_address, tel_words, np.float64), view_at(ring_address, ring_words, np.float64), metric,
+                value, step_)
 
 
 @kernel(t.int64(F8, RECORDS_TYPE, t.int64))
@@ -90,7 +90,7 @@ def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
     (the tuner is still descending, or the world got easier). Mutates: state, tel, ring. Allocates: nothing.
     Returns: WAITING (nothing done), or the step's flags with REOPENED when exploration re-opened."""
     state = borrow(state)
-    if open_state(state) != OK or open_telemetry(tel) != OK:
+    if open_state(state) != OK or open_telemetry(tel) != OK or open_ring(ring) != OK:
         return BAD_STATE
     h = tel_of(tel)
     if open_metric(h, metric) != OK:

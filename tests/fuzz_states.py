@@ -1,11 +1,13 @@
 """A memory-safety campaign against the kernels of each component, run in a child process by ``test_state_fuzz.py``.
 
 ``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy,
-``guard``: the safety executor, or ``telemetry``), and for each seeded case corrupts one header field (a telemetry's
-metric record too; or a random header word; or truncates or extends the buffer), places the result between canary words, and calls every public kernel of the
-component on it, from Python or (MODE njit) from one ``@njit`` function. Whether the corrupted state is valid is decided
-independently of the kernels' open checks, from the layout declaration in plain Python (``reference_valid``,
-``guard_valid``, ``telemetry_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary last.
+``guard``: the safety executor, ``telemetry``, or ``ring``: a telemetry ring, also as an audit ring), and for each
+seeded case corrupts one header field (a telemetry's metric record too; or a random header word; or truncates or extends
+the buffer), places the result between canary words, and calls every public kernel of the component on it, from Python
+or (MODE njit) from one ``@njit`` function. Whether the corrupted state is valid is decided independently of the
+kernels' open checks, from the layout declaration in plain Python (``reference_valid``, ``guard_valid``,
+``telemetry_valid``, ``ring_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary
+last.
 """
 
 import json
@@ -18,7 +20,9 @@ import numpy as np
 import arqon
 from arqon import kernels
 from arqon.executor import Executor
+from arqon.kernels import audit as audit_kernels
 from arqon.kernels import guard as g
+from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats
 from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels.state import (
@@ -118,7 +122,7 @@ def cases(rng, pristine, records, size_field):
         for name in _float_fields(dtype):
             out += [(f"{where}{name} -> {v}", ("float", name, 0, v, r))
                     for v in (np.nan, np.inf, -np.inf, -1e308, 0.0, 2.0)]
-    for _ in range(60):
+    for _ in range(max(60, 250 - len(out))):  # random words: at least 60, more for a small header
         word = int(rng.integers(0, words))
         bits = int(rng.integers(0, 2**63)) * (1 if rng.random() < 0.5 else -1)
         out.append((f"header word {word} -> bits {bits:#x}", ("word", word, 0, bits, 0)))
@@ -316,15 +320,68 @@ def _telemetry_component(mode, seed):
     def run(state, steps):
         # the ring and the tuner are another component's: fresh copies each case, so only ``state`` is under test
         ring = arqon.Ring(64)
-        s, nan = calls(state, ring.header, tuner.state.copy(), records, steps)
+        s, nan = calls(state, ring.state, tuner.state.copy(), records, steps)
         return s, s == kernels.BAD_STATE and nan
 
     header = [(stats.TEL_HEADER, 0), (stats.METRIC, stats.TEL_HEADER_WORDS)]
     return tel.state.copy(), header, "n_buckets", telemetry_valid, run
 
 
+def ring_valid(buf):
+    """True when ``buf`` is a whole ring, from the ring's layout in plain Python."""
+    if buf.shape[0] < ring_kernels.RING_HEADER_WORDS:
+        return False
+    h = ring_kernels.ring_header(buf)[0]
+    capacity = int(h["capacity"])
+    return (int(h["magic"]) == ring_kernels.MAGIC and int(h["record_bytes"]) == 8 * ring_kernels.RECORD_WORDS
+            and 1 <= capacity <= ring_kernels.MAX_CAPACITY and capacity & (capacity - 1) == 0
+            and ring_kernels.RING_HEADER_WORDS + capacity * ring_kernels.RECORD_WORDS == buf.shape[0])
+
+
+@numba.njit
+def _ring_njit_calls(ring, tuner, out, audit_out, steps):
+    s = ring_kernels.open_ring(ring) | ring_kernels.ring_push(ring, 1, 0, 2.5, 0, 0, 0)
+    s |= audit_kernels.audited_step(tuner, ring, 1.5, 2) | audit_kernels.audited_ask(tuner, ring, 3)
+    drained = ring_kernels.ring_drain(ring, out)
+    drained = min(drained, audit_kernels.audit_drain(ring, audit_out))
+    for i in range(steps):
+        s |= ring_kernels.ring_push(ring, 10 + i, 0, 1.0 * i, 0, 0, 0)
+        if i % 7 == 0:
+            drained = min(drained, ring_kernels.ring_drain(ring, out))
+    return s, drained
+
+
+def _ring_python_calls(ring, tuner, out, audit_out, steps):
+    s = ring_kernels.open_ring(ring) | ring_kernels.ring_push(ring, 1, 0, 2.5, 0, 0, 0)
+    s |= audit_kernels.audited_step(tuner, ring, 1.5, 2) | audit_kernels.audited_ask(tuner, ring, 3)
+    drained = min(ring_kernels.ring_drain(ring, out), audit_kernels.audit_drain(ring, audit_out))
+    for i in range(steps):
+        s |= ring_kernels.ring_push(ring, 10 + i, 0, 1.0 * i, 0, 0, 0)
+        if i % 7 == 0:
+            drained = min(drained, ring_kernels.ring_drain(ring, out))
+    return s, drained
+
+
+def _ring_component(mode, seed):
+    """A drop-newest ring of 64 records with its counters mid-stream (some read, some lapped)."""
+    ring = arqon.Ring(64, "drop_newest" if seed % 2 else "overwrite")
+    for i in range(150):
+        ring.push(i % 3, float(i), step=i)
+        if i % 40 == 39:
+            ring.drain()
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}], "seed": seed})
+    out, audit_out = np.zeros(16, ring_kernels.RECORD), np.zeros(16, audit_kernels.AUDIT_RECORD)
+    calls = _ring_njit_calls if mode == "njit" else _ring_python_calls
+
+    def run(state, steps):
+        s, drained = calls(state, tuner.state.copy(), out, audit_out, steps)
+        return s, s == kernels.BAD_STATE and drained == -kernels.BAD_STATE
+
+    return ring.state.copy(), [(ring_kernels.RING_HEADER, 0)], "capacity", ring_valid, run
+
+
 def main(component, mode, seed):
-    build = {"guard": _guard_component, "telemetry": _telemetry_component}.get(
+    build = {"guard": _guard_component, "telemetry": _telemetry_component, "ring": _ring_component}.get(
         component, lambda m, s: _tuner_component(component, m, s))
     pristine, records, size_field, valid_of, run = build(mode, seed)
     rng = np.random.default_rng(seed)

@@ -111,8 +111,8 @@ def test_a_full_ring_refuses_counts_and_replay_stops_at_the_gap(tmp_path):
     path = tmp_path / "run.arqlog"
     tuner = arqon.Tuner({**CONFIG, "seed": 3})
     with AuditLog(path, tuner, capacity=8) as log:
-        audit_kernels.audited_ask(tuner.state, log.ring.header, 0)
-        _flood(tuner.state, log.ring.header, 200_000)  # far faster than the writer
+        audit_kernels.audited_ask(tuner.state, log.ring.state, 0)
+        _flood(tuner.state, log.ring.state, 200_000)  # far faster than the writer
         counters = log.counters()
     assert counters["refused"] > 0 and counters["logged"] + counters["refused"] == 200_001
     result = replay(path)
@@ -300,15 +300,15 @@ def test_audited_step_allocates_nothing():
             for i in range(n):
                 audit.audited_step(state, header, 1.0 + (i % 5), i)
                 if i % 1000 == 0:
-                    audit.audit_drain(header, header[0]["capacity"], out)
+                    audit.audit_drain(header, out)
 
         t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
         r = arqon.Ring(4096, "drop_newest")
         out = np.zeros(4096, audit.AUDIT_RECORD)
-        audit.audited_ask(t.state, r.header, 0)
-        loop(t.state, r.header, out, 10)
+        audit.audited_ask(t.state, r.state, 0)
+        loop(t.state, r.state, out, 10)
         def allocs(n):
-            before = rtsys.get_allocation_stats(); loop(t.state, r.header, out, n)
+            before = rtsys.get_allocation_stats(); loop(t.state, r.state, out, n)
             return rtsys.get_allocation_stats().alloc - before.alloc
         boundary = allocs(0)
         print(allocs(100_000) - boundary)

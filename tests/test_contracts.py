@@ -101,16 +101,16 @@ def test_telemetry_kernels_allocate_nothing():
                 telemetry.emit(tel, header, 1, (i % 5) * 1e-3, i)
                 telemetry.tune_from_window(state, tel, header, 0, stats.QUANTILE, 0.99, 8, i)
                 if i % 1000 == 0:
-                    telemetry.ingest(tel, out, ring.ring_drain(header, header[0]["capacity"], out))
+                    telemetry.ingest(tel, out, ring.ring_drain(header, out))
 
         t = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}]})
         tel = arqon.Telemetry({"metrics": [{"name": "lat", "settle": 1, "drift": {"on": "windows", "warmup": 20}},
                                            {"name": "err", "drift": {"method": "page_hinkley"}}]})
         out = np.zeros(256, ring.RECORD)
-        loop(t.state, tel.state, tel.ring.header, out, 10)
+        loop(t.state, tel.state, tel.ring.state, out, 10)
         def allocs(n):
             before = rtsys.get_allocation_stats()
-            loop(t.state, tel.state, tel.ring.header, out, n)
+            loop(t.state, tel.state, tel.ring.state, out, n)
             after = rtsys.get_allocation_stats()
             return after.alloc - before.alloc
         boundary = allocs(0)

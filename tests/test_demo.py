@@ -36,7 +36,7 @@ def test_the_simulated_window_matches_its_model():
     assert rho < 0.97  # the model's queueing formula holds below its cap
     s = demo.Service(sc.SCENARIOS["load-step"], 200_000, seed=1)
     s.telemetry.new_generation()
-    sv.serve_window(knobs, row, s.rng, s.telemetry.state, s.telemetry.ring.header, 200_000, 0)
+    sv.serve_window(knobs, row, s.rng, s.telemetry.state, s.telemetry.ring.state, 200_000, 0)
     assert s.telemetry.stat("latency", "mean") == pytest.approx(mean, rel=0.02)
     assert s.telemetry.stat("errors", "mean") == pytest.approx(errors, rel=0.05)
 

@@ -115,7 +115,7 @@ def test_every_kind_of_emit_records_as_the_kernel_does():
         flags = fast.emit(metric, value, 10 * i) if explicit else fast.emit(metric, value)
         at = 10 * i if explicit else next_step
         next_step = at + 1
-        assert flags == tel_kernels.emit(twin.state, twin.ring.header, int(metric) if not isinstance(metric, str)
+        assert flags == tel_kernels.emit(twin.state, twin.ring.state, int(metric) if not isinstance(metric, str)
                                          else twin.metric_id(metric), float(value), at), i
         assert fast.next_step == next_step
         if i % 50 == 0:  # drain both rings alike: DROPPED while they are full

@@ -148,7 +148,7 @@ def test_tuning_from_a_window_is_identical_from_python_and_inside_njit():
         py_tel.emit("cost", (x[0] - 1.0) ** 2 + n, step=i)
         py_tuner.step_from(py_tel, "cost", "p99", min_samples=4)
     nj_tuner, nj_tel = arqon.Tuner(config), arqon.Telemetry(tconfig)
-    steps = _njit_tuning(nj_tuner.state, nj_tel.state, nj_tel.ring.header, noise, stats.QUANTILE, 0.99)
+    steps = _njit_tuning(nj_tuner.state, nj_tel.state, nj_tel.ring.state, noise, stats.QUANTILE, 0.99)
     assert steps == py_tel.generation == nj_tel.generation > 500
     np.testing.assert_array_equal(py_tuner.state, nj_tuner.state)
     np.testing.assert_array_equal(py_tel.state, nj_tel.state)
@@ -181,8 +181,8 @@ def test_a_snapshot_of_the_telemetry_buffer_keeps_the_same_statistics(snapshot):
     assert stats.open_telemetry(copy) == 0
     ring_a, ring_b = arqon.Ring(64), arqon.Ring(64)
     for i in range(50):
-        a = telemetry.emit(tel.state, ring_a.header, i % 2, 2.0 + i % 7, 100 + i)
-        b = telemetry.emit(copy, ring_b.header, i % 2, 2.0 + i % 7, 100 + i)
+        a = telemetry.emit(tel.state, ring_a.state, i % 2, 2.0 + i % 7, 100 + i)
+        b = telemetry.emit(copy, ring_b.state, i % 2, 2.0 + i % 7, 100 + i)
         assert a == b
     assert tel.state.tobytes() == copy.tobytes()
     assert [telemetry.window_stat(copy, 0, s, 0.5) for s in range(7)] == \
@@ -211,9 +211,9 @@ def test_anything_but_a_whole_telemetry_state_is_refused_untouched():
     tuner = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 1}]})
     for what, array in arrays.items():
         before, ring_before, tuner_before = array.copy(), ring_.header.tobytes(), tuner.state.copy()
-        assert _telemetry_calls(array, ring_.header, records) == (arqon.kernels.BAD_STATE, True), what
-        assert telemetry.emit(array, ring_.header, 0, 1.0, 5) == arqon.kernels.BAD_STATE, what
-        assert telemetry.tune_from_window(tuner.state, array, ring_.header, 0, stats.MEAN, 0.0, 1, 5) == \
+        assert _telemetry_calls(array, ring_.state, records) == (arqon.kernels.BAD_STATE, True), what
+        assert telemetry.emit(array, ring_.state, 0, 1.0, 5) == arqon.kernels.BAD_STATE, what
+        assert telemetry.tune_from_window(tuner.state, array, ring_.state, 0, stats.MEAN, 0.0, 1, 5) == \
             arqon.kernels.BAD_STATE, what
         np.testing.assert_array_equal(array, before, err_msg=what)
         assert ring_.header.tobytes() == ring_before and tuner.state.tobytes() == tuner_before.tobytes(), what
@@ -221,14 +221,14 @@ def test_anything_but_a_whole_telemetry_state_is_refused_untouched():
             with pytest.raises(ValueError, match="not a telemetry state"):
                 stats.tel_header(array)
     assert stats.open_telemetry(bad_record) == 0  # the header is whole: the record check is open_metric's
-    assert telemetry.emit(bad_record, ring_.header, 1, 1.0, 5) == 0  # ... and the other metric still runs
+    assert telemetry.emit(bad_record, ring_.state, 1, 1.0, 5) == 0  # ... and the other metric still runs
 
 
 def test_new_telemetry_state_runs_as_it_is():
     state = stats.new_telemetry_state(2, 0)
     r = arqon.Ring(16)
     for i, x in enumerate([3.0, 5.0, 4.0]):
-        assert telemetry.emit(state, r.header, 1, x, i) == 0
+        assert telemetry.emit(state, r.state, 1, x, i) == 0
     assert telemetry.window_stat(state, 1, stats.MEAN, 0.0) == 4.0
     assert math.isnan(telemetry.window_stat(state, 0, stats.MEAN, 0.0))
     assert math.isnan(telemetry.window_stat(state, 1, stats.P2, 0.0))  # keeps no P-square estimate

@@ -90,7 +90,7 @@ class Service:
     def serve(self, knobs: np.ndarray, step: int) -> dict:
         tel = self.telemetry
         tel.new_generation()
-        sv.serve_window(knobs, self.env[step], self.rng, tel.state, tel.ring.header, self.requests, step)
+        sv.serve_window(knobs, self.env[step], self.rng, tel.state, tel.ring.state, self.requests, step)
         p99, err = tel.stat("latency", "p99"), tel.stat("errors", "mean")
         metrics = {"p99_latency": p99, "p50_latency": tel.stat("latency", "p50"), "error_rate": err,
                    "cost": sv.window_cost(p99, knobs[2], err)}

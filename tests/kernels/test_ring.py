@@ -91,10 +91,10 @@ _WRITER = """
         return work
 
     r = arqon.Ring.attach(sys.argv[1])
-    write(r.header, 0, 1000, 0)  # compile before the reader starts counting: these 1000 are part of the stream too
+    write(r.state, 0, 1000, 0)  # compile before the reader starts counting: these 1000 are part of the stream too
     print("ready", flush=True)
     sys.stdin.readline()
-    write(r.header, 1000, int(sys.argv[2]), int(sys.argv[3]))
+    write(r.state, 1000, int(sys.argv[2]), int(sys.argv[3]))
     r.close()
 """
 
@@ -191,11 +191,20 @@ def test_an_attached_reader_refuses_a_header_that_changed_under_it(field, value)
         del h  # a view of the header: the ring would refuse to close under it
 
 
-def test_drain_kernel_refuses_a_capacity_other_than_the_header():
+def test_ring_kernels_refuse_a_buffer_the_header_does_not_fill():
+    """A ring is the whole buffer: a truncated or longer one, a header alone, or one whose capacity was overwritten is
+    refused by push and drain (-BAD_STATE), touching nothing; the whole buffer drains."""
     r = arqon.Ring(64)
     r.push(1, 1.0)
     out = np.full(8, 7, ring.RECORD)
-    before = (r.header.tobytes(), out.tobytes())
-    assert ring.ring_drain(r.header, 128, out) == -arqon.kernels.BAD_STATE
-    assert (r.header.tobytes(), out.tobytes()) == before
-    assert ring.ring_drain(r.header, 64, out) == 1
+    whole = r.state
+    grown = whole.copy()
+    ring.ring_header(grown)[0]["capacity"] = 128
+    for what, buf in {"truncated by a record": whole[:-ring.RECORD_WORDS], "header alone": whole[:24].copy(),
+                      "one word longer": np.append(whole, 0.0), "capacity overwritten": grown,
+                      "a tuner state": arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 1}]}).state}.items():
+        before = (buf.tobytes(), whole.tobytes(), out.tobytes())
+        assert ring.ring_drain(buf, out) == -arqon.kernels.BAD_STATE, what
+        assert ring.ring_push(buf, 0, 1, 2.0, 0, 0, 0) == arqon.kernels.BAD_STATE, what
+        assert (buf.tobytes(), whole.tobytes(), out.tobytes()) == before, what
+    assert ring.ring_drain(whole, out) == 1 and out[0]["value"] == 1.0

@@ -30,7 +30,7 @@ def _telemetry(**metric):
 def test_window_moments_and_ema_match_numpy(seed):
     x = np.random.default_rng(seed).normal(3.0, 2.0, 5000)
     tel = _telemetry(half_life=50.0)
-    _emit_all(tel.state, tel.ring.header, x)
+    _emit_all(tel.state, tel.ring.state, x)
     s = tel.summary("m")
     assert s.n == s.count == 5000
     assert s.mean == pytest.approx(np.mean(x), rel=1e-12)
@@ -82,7 +82,7 @@ def test_shared_markers_equal_the_published_extended_algorithm(ps):
 def test_p2_tracks_the_published_algorithm_for_inexact_probabilities(p):
     x = np.random.default_rng(5).lognormal(0.0, 1.0, 50_000)
     tel = _telemetry(quantiles=[p])
-    _emit_all(tel.state, tel.ring.header, x)
+    _emit_all(tel.state, tel.ring.state, x)
     ref = ReferenceP2(p)
     for v in x:
         ref.add(v)
@@ -99,7 +99,7 @@ def test_sketch_quantiles_within_relative_accuracy(accuracy):
     x = np.concatenate([rng.lognormal(0.0, 2.0, 30_000), -rng.lognormal(0.0, 1.0, 5_000), np.zeros(100)])
     rng.shuffle(x)
     tel = _telemetry(accuracy=accuracy)
-    _emit_all(tel.state, tel.ring.header, x)
+    _emit_all(tel.state, tel.ring.state, x)
     for q in np.linspace(0.0, 1.0, 101):
         exact = np.quantile(x, q, method="lower")
         assert abs(tel.quantile("m", q) - exact) <= accuracy * abs(exact) * (1 + 1e-12), q
@@ -109,9 +109,9 @@ def test_sketch_merge_equals_the_sketch_of_both_streams():
     rng = np.random.default_rng(4)
     a, b = rng.lognormal(0, 1, 3000), rng.lognormal(2, 1, 2000)
     left, right, both = _telemetry(), _telemetry(), _telemetry()
-    _emit_all(left.state, left.ring.header, a)
-    _emit_all(right.state, right.ring.header, b)
-    _emit_all(both.state, both.ring.header, np.concatenate([a, b]))
+    _emit_all(left.state, left.ring.state, a)
+    _emit_all(right.state, right.ring.state, b)
+    _emit_all(both.state, both.ring.state, np.concatenate([a, b]))
     records = [stats.metric_records(t.state)[0:1] for t in (left, right)]
     stats.sketch_merge(records[0], stats.sketch_buckets(left.state)[0], records[1], stats.sketch_buckets(right.state)[0])
     np.testing.assert_array_equal(stats.sketch_buckets(left.state), stats.sketch_buckets(both.state))
