@@ -19,8 +19,8 @@ from .pbt import pbt_sample, pbt_update
 from .population import exhausted, pop_ask, pop_ask_batch, pop_tell, pop_tell_batch
 from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user
 from .state import (
-    BLOCK_TABLE, CENTER, CMAES, ES, HDR_TYPE, HEADER, HEADER_BYTES, HEADER_WORDS, LAYOUT_IDS, MAGIC, MAX_D, PBT, PENDING_BATCH,
-    PENDING_NONE, PENDING_ONE, ROWS, SPSA, STATE_TYPE, THETA, X,
+    BLOCK_TABLE, CENTER, CMAES, ES, HDR_TYPE, HEADER, HEADER_BYTES, HEADER_WORDS, LAYOUT_MASK, LAYOUT_TABLE, MAGIC, MAX_D,
+    PBT, PENDING_BATCH, PENDING_NONE, PENDING_ONE, ROWS, SPSA, STATE_TYPE, THETA, X,
 )
 
 MAX_ROWS = 1 << 32  # rows of any valid state are far fewer: bounds the word count's product against overflow
@@ -110,13 +110,13 @@ def open_state(buf):
         return BAD_STATE
     h = _header(buf)[0]
     s, d, rows, n_vec = h["strategy"], h["d"], h["rows"], h["n_vec"]
-    if h["magic"] != MAGIC or h["words"] != n or s < SPSA or s > CMAES or h["layout"] != LAYOUT_IDS[s]:
-        return BAD_STATE
-    if d < 1 or d > MAX_D or rows < ROWS or rows > MAX_ROWS or n_vec < 0 or n_vec > n:
-        return BAD_STATE
-    if HEADER_WORDS + rows * d + n_vec != n:
-        return BAD_STATE
-    if h["n_log"] < 0 or h["n_log"] > d or h["n_periodic"] < 0 or h["n_periodic"] > d:
+    # one branch for all of them (the comparisons ORed): a state that passes costs no mispredicted exit; the layout
+    # id is looked up at s & LAYOUT_MASK, in the table whatever s is, and counts only when s is in range
+    bad = (h["magic"] != MAGIC) | (h["words"] != n) | (s < SPSA) | (s > CMAES)
+    bad |= h["layout"] != LAYOUT_TABLE[s & LAYOUT_MASK]
+    bad |= (d < 1) | (d > MAX_D) | (rows < ROWS) | (rows > MAX_ROWS) | (n_vec < 0) | (n_vec > n)
+    bad |= (h["n_log"] < 0) | (h["n_log"] > d) | (h["n_periodic"] < 0) | (h["n_periodic"] > d)
+    if bad or HEADER_WORDS + rows * d + n_vec != n:
         return BAD_STATE
     if s != SPSA and not (_blocks_fit(view_at(buf.ctypes.data, HEADER_WORDS, np.int64), s, rows, n_vec)
                           and _counters_fit(_header(buf))):

@@ -151,14 +151,10 @@ def end_record(ring, slot):
     g["head"] = n + 1
 
 
-@kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
-def ring_push(ring, step, metric, value, generation, variant, flags):
-    """Append one telemetry record. Mutates: one slot, head (or dropped). Allocates: nothing.
-    Returns: OK, DROPPED when the ring is full under DROP_NEWEST (nothing written), or BAD_STATE (nothing touched)
-    for a buffer ``open_ring`` refuses."""
-    if open_ring(ring) != OK:
-        return BAD_STATE
-    ring = ring_header_of(ring)  # no reference counting around the inlined helpers
+@kernel(t.int64(RING_HEADER_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
+def push_record(ring, step, metric, value, generation, variant, flags):
+    """``ring_push`` on the header of a ring its caller opened (``open_ring``), so a kernel that pushes several
+    records checks the ring once. Mutates: one slot, head (or dropped). Allocates: nothing. Returns: OK or DROPPED."""
     slot = begin_record(ring)
     if slot < 0:
         return DROPPED
@@ -171,6 +167,16 @@ def ring_push(ring, step, metric, value, generation, variant, flags):
     r[slot]["flags"] = flags
     end_record(ring, slot)
     return OK
+
+
+@kernel(t.int64(RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64, t.int64), inline=True)
+def ring_push(ring, step, metric, value, generation, variant, flags):
+    """Append one telemetry record. Mutates: one slot, head (or dropped). Allocates: nothing.
+    Returns: OK, DROPPED when the ring is full under DROP_NEWEST (nothing written), or BAD_STATE (nothing touched)
+    for a buffer ``open_ring`` refuses."""
+    if open_ring(ring) != OK:
+        return BAD_STATE
+    return push_record(ring_header_of(ring), step, metric, value, generation, variant, flags)
 
 
 def _drain(ring, out):

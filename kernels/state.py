@@ -224,6 +224,9 @@ BLOCK_TABLE = _block_table()
 # indexed by strategy code: a change to one strategy's blocks leaves the other strategies' ids (and their logs) as they are
 LAYOUT_IDS = np.array([layout_id("tuner", STRATEGY_NAMES[s], HEADER.descr, HEADER.itemsize, ROWS, BLOCKS[s])
                        for s in sorted(BLOCKS)], dtype=np.int64)
+# LAYOUT_IDS padded with -1 (no layout) to a power of two: ``LAYOUT_TABLE[s & LAYOUT_MASK]`` is in the table for any s
+LAYOUT_MASK = (1 << (len(BLOCKS) - 1).bit_length()) - 1
+LAYOUT_TABLE = np.concatenate([LAYOUT_IDS, np.full(LAYOUT_MASK + 1 - len(LAYOUT_IDS), -1, np.int64)])
 MAX_D = 1 << 20  # the most parameters a state can hold
 MAX_STATE_BYTES = 1 << 30  # default limit of ``new_state``: a config whose state would be larger is refused
 

@@ -161,8 +161,9 @@ def buckets_of(tel):
 
 @kernel(t.int64(TEL_TYPE, t.int64), inline=True)
 def open_metric(h, metric):
-    """OK when ``metric`` is one of the opened state's metrics and every index its record holds (window count,
-    P-square markers and probabilities, sketch bucket range and scale) is within range; else BAD_STATE.
+    """OK when ``metric`` is one of the opened state's metrics and every index an update of its record uses (window
+    count, P-square marker and estimate counts, sketch bucket range and scale) is within range; else BAD_STATE. (An
+    estimate's marker and probability are checked where they are read, by ``p2_estimate``.)
     Reads: the record. Allocates: nothing."""
     if metric < 0 or metric >= h[0]["n_metrics"]:
         return BAD_STATE
@@ -170,10 +171,7 @@ def open_metric(h, metric):
     m, n_q, nb = r["n_markers"], r["n_q"], r["n_buckets"]
     bad = (r["n"] < 0) | ((m != 0) & (m != N_MARKERS) & (m != N_MARKERS - 2) & (m != N_MARKERS - 4))
     bad |= (n_q < 0) | (n_q > N_QUANTILES) | (nb < 0) | (nb > h[0]["n_buckets"]) | (r["lo"] < 0) | (r["lo"] > nb)
-    bad |= (r["hi"] < -1) | (r["hi"] >= nb)
-    for j in range(N_QUANTILES):
-        bad |= (j < n_q) & ((r["q_marker"][j] < 0) | (r["q_marker"][j] >= m) | ~(r["q_p"][j] >= 0.0)
-                            | ~(r["q_p"][j] <= 1.0))
+    bad |= (r["hi"] < -1) | (r["hi"] >= nb)  # (each estimate's marker and probability: checked where read)
     if r["sketch"] != 0:  # the key of a sample: finite, within int64, for every finite sample above min_value
         bad |= (nb < 1) | ~(r["min_value"] > 0.0) | ~(r["min_value"] < np.inf) | ~(r["gamma"] > 1.0)
         bad |= ~(r["gamma"] < np.inf) | ~(r["inv_log_gamma"] > 0.0) | ~(r["inv_log_gamma"] < 1e12)
@@ -272,14 +270,18 @@ def p2_add(rec, count, x):
 @kernel(t.float64(METRIC_TYPE, t.int64), inline=True)
 def p2_estimate(rec, j):
     """P-square estimate ``j`` of the window (exact, interpolated, until it holds a sample per marker; NaN when
-    empty). Allocates: nothing."""
+    empty, or when ``j`` is not an estimate of the record or its marker or probability is out of range).
+    Allocates: nothing."""
     r = rec[0]
     count = r["n"]
-    if count == 0:
+    if count == 0 or not 0 <= j < min(r["n_q"], N_QUANTILES):
+        return np.nan
+    marker, p = r["q_marker"][j], r["q_p"][j]
+    if marker < 0 or marker >= r["n_markers"] or not 0.0 <= p <= 1.0:
         return np.nan
     if count >= r["n_markers"]:
-        return r["q_h"][r["q_marker"][j]]
-    rank = r["q_p"][j] * (count - 1)
+        return r["q_h"][marker]
+    rank = p * (count - 1)
     lo = np.int64(rank)
     hi = min(lo + 1, count - 1)
     return r["q_h"][lo] + (rank - lo) * (r["q_h"][hi] - r["q_h"][lo])

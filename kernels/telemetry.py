@@ -12,7 +12,7 @@ from numba import types as t
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK, REOPENED, WAITING
 from .api import open_state, reopen_exploration, step
-from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_TYPE, open_ring, ring_push
+from .ring import DRIFT_EVENT, RECORDS_TYPE, REOPENED_EVENT, RING_TYPE, open_ring, push_record, ring_header_of
 from .state import HEADER, STATE_TYPE
 from .stats import F8, buckets_of, metric_add, metric_stat, metrics_of, open_metric, open_telemetry, tel_of
 
@@ -30,11 +30,12 @@ def emit(tel, ring, metric, value, step_):
         return BAD_STATE
     g = h[0]
     generation, variant = g["generation"], g["variant"]
-    status = ring_push(ring, step_, metric, value, generation, variant, 0)
+    ring = ring_header_of(ring)  # opened above: pushed to without a second check
+    status = push_record(ring, step_, metric, value, generation, variant, 0)
     found = metric_add(h, metric, value, generation, step_)
     if found & DRIFT:
         rec = metrics_of(h)[metric]
-        status |= ring_push(ring, step_, metric, rec["d_up"] - rec["d_down"], generation, variant, DRIFT_EVENT)
+        status |= push_record(ring, step_, metric, rec["d_up"] - rec["d_down"], generation, variant, DRIFT_EVENT)
     return status | found
 
 
@@ -105,7 +106,8 @@ def tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_):
     worse = rec[0]["drift_sign"] * th[0]["sense"] > 0  # a rise when minimizing, a fall when maximizing
     if rec[0]["drifts"] != rec[0]["drifts_seen"] and worse:
         reopen_exploration(th)
-        ring_push(ring, step_, metric, np.float64(rec[0]["drifts"]), g["generation"], g["variant"], REOPENED_EVENT)
+        push_record(ring_header_of(ring), step_, metric, np.float64(rec[0]["drifts"]), g["generation"], g["variant"],
+                    REOPENED_EVENT)
         status |= REOPENED
     rec[0]["drifts_seen"] = rec[0]["drifts"]
     status |= step(state, metric_stat(rec, buckets_of(h)[metric], stat, q))

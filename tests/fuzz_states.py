@@ -275,8 +275,6 @@ def telemetry_valid(buf):
         return False
     if not (0 <= r["lo"] <= nb and -1 <= r["hi"] < nb):
         return False
-    if any(not (0 <= r["q_marker"][j] < m and 0.0 <= r["q_p"][j] <= 1.0) for j in range(n_q)):
-        return False
     if r["sketch"] and not (nb >= 1 and 0 < r["min_value"] < math.inf and 1 < r["gamma"] < math.inf
                             and 0 < r["inv_log_gamma"] < 1e12 and abs(int(r["key_offset"])) <= 1 << 40):
         return False

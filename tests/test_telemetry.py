@@ -232,3 +232,16 @@ def test_new_telemetry_state_runs_as_it_is():
     assert telemetry.window_stat(state, 1, stats.MEAN, 0.0) == 4.0
     assert math.isnan(telemetry.window_stat(state, 0, stats.MEAN, 0.0))
     assert math.isnan(telemetry.window_stat(state, 1, stats.P2, 0.0))  # keeps no P-square estimate
+
+
+def test_an_estimate_whose_marker_is_out_of_range_reads_as_nan():
+    """The P-square estimate's marker and probability are checked where they are read: NaN, never a stray read."""
+    tel = _busy_telemetry()
+    assert not math.isnan(telemetry.window_stat(tel.state, 0, stats.P2, 0.0))
+    r = stats.metric_records(tel.state)[0]
+    for field, value in (("q_marker", 1 << 40), ("q_marker", -1), ("q_p", np.nan), ("q_p", 7.0)):
+        saved = r[field][0]
+        r[field][0] = value
+        assert math.isnan(telemetry.window_stat(tel.state, 0, stats.P2, 0.0)), (field, value)
+        r[field][0] = saved
+    assert math.isnan(telemetry.window_stat(tel.state, 0, stats.P2, 3.0))  # three estimates: 0, 1, 2
