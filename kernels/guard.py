@@ -15,7 +15,7 @@ from numba import types as t
 
 from ._jit import borrow, kernel, release_fence, view_at
 from ._status import BAD_STATE, NONFINITE, OK  # the tuner's values: one name, one value everywhere
-from .state import MAX_D, layout_id, padded_record, page_aligned_zeros
+from .state import MAX_D, layout_id, opened_header, padded_record, page_aligned_zeros
 
 # reasons (NONFINITE = 1 and BAD_STATE = 8 come from _status)
 NOT_ALLOWED = 1 << 1  # a parameter outside the allowlist would change
@@ -573,11 +573,8 @@ def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0):
 def guard_header(buf):
     """The header record of the executor state ``buf`` (its fields read and write the buffer).
     Raises ValueError for an array ``open_guard`` refuses."""
-    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or not buf.flags.c_contiguous \
-            or open_guard(buf) != OK:
-        raise ValueError("not an executor state: a state is the whole float64 buffer that arqon.Executor(...).state "
-                         "returns")
-    return buf[:GUARD_HEADER_WORDS].view(GUARD_HEADER)[0]
+    return opened_header(buf, GUARD_HEADER, open_guard,
+                         "an executor state: a state is the whole float64 buffer that arqon.Executor(...)")
 
 
 def guard_matrix(buf):

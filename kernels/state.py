@@ -1,9 +1,10 @@
 """Tuner state layout: ONE contiguous float64 buffer, a header record, a (rows, d) matrix, then a vector of n_vec.
 
-``state`` is the header, viewed as a one-record structured array; its ``base`` is the whole buffer, so holding the state
-keeps everything alive, copying the buffer snapshots it, and kernels reach the matrix and the vector at offsets held in
-the header, with no extra argument. The first ROWS rows are common to every strategy (constants below); a population
-strategy's own rows and vector slices start at the ``r_*`` and ``v_*`` offsets its header records.
+A state is the whole buffer: kernels take it, check it (``api.open_state``) and read the header at its start, so
+copying, saving or pickling the buffer snapshots everything. The first ROWS rows are common to every strategy
+(constants below); a population strategy's own blocks (``BLOCKS``, declared once) start at the ``r_*`` and ``v_*``
+offsets its header records. The helpers shared by every component's state (page-aligned buffers, padded header records,
+layout ids, the checked Python view of a header) live here too.
 """
 
 import hashlib
@@ -30,20 +31,13 @@ def page_aligned_zeros(words):
     return np.frombuffer(mmap.mmap(-1, 8 * words), np.float64)
 
 
-def allocate(header, rows, width, n_vec=0):
-    """A zeroed, page-aligned buffer of one ``header`` record, a (rows, width) float64 matrix and ``n_vec`` more
-    float64 words; returns the header view."""
-    words = header.itemsize // 8
-    return page_aligned_zeros(words + rows * width + n_vec)[:words].view(header)
-
-
-def rows_of(state, rows, width):
-    """The (rows, width) matrix behind a state made by ``allocate``, as a NumPy view."""
-    buf = state.base
-    if buf is None or buf.dtype != np.float64 or buf.ctypes.data != state.ctypes.data:
-        raise ValueError("not a tuner state: build states with arqon.kernels.new_state or arqon.Tuner")
-    start = state.dtype.itemsize // 8
-    return buf[start:start + rows * width].reshape(rows, width)
+def opened_header(buf, record, open_kernel, what):
+    """The ``record`` header of the state ``buf`` (its fields read and write the buffer) when ``open_kernel(buf)`` is
+    OK; else a ValueError saying that ``buf`` is not ``what`` (e.g. "an executor state: ... arqon.Executor(...)")."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or not buf.flags.c_contiguous \
+            or open_kernel(buf) != 0:
+        raise ValueError(f"not {what}.state returns")
+    return buf[:record.itemsize // 8].view(record)[0]
 
 
 _FIELDS = [

@@ -23,7 +23,7 @@ from numba import types as t
 
 from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, NONFINITE, OK
-from .state import layout_id, padded_record, page_aligned_zeros
+from .state import layout_id, opened_header, padded_record, page_aligned_zeros
 
 N_QUANTILES = 3  # P-square estimates per metric
 N_MARKERS = 2 * N_QUANTILES + 3  # extended P-square: the extremes, each quantile, and a marker between neighbours
@@ -103,11 +103,8 @@ def new_telemetry_state(n_metrics, n_buckets):
 def tel_header(buf):
     """The header record of the telemetry state ``buf`` (its fields read and write the buffer).
     Raises ValueError for an array ``open_telemetry`` refuses."""
-    if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1 or not buf.flags.c_contiguous \
-            or open_telemetry(buf) != OK:
-        raise ValueError("not a telemetry state: a state is the whole float64 buffer that arqon.Telemetry(...).state "
-                         "returns")
-    return buf[:TEL_HEADER_WORDS].view(TEL_HEADER)[0]
+    return opened_header(buf, TEL_HEADER, open_telemetry,
+                         "a telemetry state: a state is the whole float64 buffer that arqon.Telemetry(...)")
 
 
 def metric_records(buf):

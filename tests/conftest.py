@@ -1,5 +1,7 @@
 import importlib.util
+import io
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -17,6 +19,22 @@ def space(d, lo=-5.0, hi=5.0, **extra):
 
 def sphere(x, centre=1.2345):
     return float(np.sum((np.asarray(x) - centre) ** 2))
+
+
+SNAPSHOTS = ("copy", "np.save", "pickle")  # the ways a user keeps a state: each must give a state that runs
+
+
+def snapshot(array, how):
+    """A copy of ``array`` made as ``how`` (one of SNAPSHOTS) says: ``np.copy``, an ``np.save``/``np.load`` round trip
+    through memory, or a pickle round trip."""
+    if how == "copy":
+        return array.copy()
+    if how == "pickle":
+        return pickle.loads(pickle.dumps(array))
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    buffer.seek(0)
+    return np.load(buffer)
 
 
 @pytest.fixture

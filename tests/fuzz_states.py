@@ -3,11 +3,11 @@
 ``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy,
 ``guard``: the safety executor, ``telemetry``, or ``ring``: a telemetry ring, also as an audit ring), and for each
 seeded case corrupts one header field (a telemetry's metric record too; or a random header word; or truncates or extends
-the buffer), places the result between canary words, and calls every public kernel of the component on it, from Python
-or (MODE njit) from one ``@njit`` function. Whether the corrupted state is valid is decided independently of the
-kernels' open checks, from the layout declaration in plain Python (``reference_valid``, ``guard_valid``,
-``telemetry_valid``, ``ring_valid``). It prints ``case N`` before each case (so a crash names it) and a JSON summary
-last.
+the buffer), places the result between canary words, and calls every public kernel of the component on it, from one
+``@njit`` function (MODE njit) or from its ``py_func`` (MODE python: each kernel called from Python). Whether the
+corrupted state is valid is decided independently of the kernels' open checks, from the layout declaration in plain
+Python (``reference_valid``, ``guard_valid``, ``telemetry_valid``, ``ring_valid``). It prints ``case N`` before each
+case (so a crash names it) and a JSON summary last.
 """
 
 import json
@@ -163,17 +163,6 @@ def _njit_calls(state, values, steps):
     return s, b, p
 
 
-def _python_calls(state, values, steps):
-    s = kernels.open_state(state)
-    s |= kernels.ask(state) | kernels.step(state, 1.5) | kernels.tell(state, 0.5) | kernels.ask_batch(state)
-    b = kernels.batch(state).shape[0]
-    s |= kernels.tell_batch(state, values) | kernels.recommend(state) | kernels.reopen(state)
-    p = kernels.proposal(state).shape[0]
-    for i in range(steps):
-        s |= kernels.step(state, 1.0 + i % 5)
-    return s, b, p
-
-
 def guard_valid(buf):
     """True when ``buf`` is an executor state its kernels may run on, from the guard's layout (not ``open_guard``)."""
     words = g.GUARD_HEADER_WORDS
@@ -209,17 +198,6 @@ def _guard_njit_calls(state, proposal, metrics, out, steps):
     return s, live
 
 
-def _guard_python_calls(state, proposal, metrics, out, steps):
-    s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
-    s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
-    s |= g.guard_snapback(state, 6) | g.guard_kill(state, 7) | g.guard_resume(state, 8)
-    live = g.guard_live(state).shape[0]
-    for i in range(steps):
-        proposal[0] += 0.25
-        s |= g.guard_offer(state, proposal, 10 + 2 * i) | g.guard_observe(state, metrics, 11 + 2 * i)
-    return s, live
-
-
 def _guard_component(mode, seed):
     """A mid-canary executor state with SLOs, stages, a rate limit and cooldowns, its validity check and its calls."""
     tuner = arqon.Tuner({"params": [{"name": f"p{i}", "min": 0, "max": 10, "init": 5} for i in range(4)],
@@ -233,7 +211,7 @@ def _guard_component(mode, seed):
         ex.observe({"lat": 10.0 + now % 3, "err": 0.001, "qps": 100.0}, 2 * now)
         ex.offer([5.0 + (now % 4) * 0.5, 5.0, 5.0 + now % 2, 4.0], 2 * now + 1)
     proposal, metrics, out = np.full(4, 5.5), np.array([10.0, 0.001, 100.0, 1.0]), np.zeros(4)  # width 4
-    calls = _guard_njit_calls if mode == "njit" else _guard_python_calls
+    calls = _guard_njit_calls if mode == "njit" else _guard_njit_calls.py_func
 
     def run(state, steps):
         s, live = calls(state, proposal.copy(), metrics, out, steps)
@@ -247,7 +225,7 @@ def _tuner_component(strategy, mode, seed):
     x = t.ask()
     for _ in range(37):  # mid-generation
         x = t.step(sphere(x))
-    calls = _njit_calls if mode == "njit" else _python_calls
+    calls = _njit_calls if mode == "njit" else _njit_calls.py_func
     values = np.ones(3)
 
     def run(state, steps):
@@ -293,15 +271,6 @@ def _telemetry_njit_calls(tel, ring_header, tuner, records, steps):
     return s, nan
 
 
-def _telemetry_python_calls(tel, ring_header, tuner, records, steps):
-    s = stats.open_telemetry(tel) | tel_kernels.emit(tel, ring_header, 0, 2.5, 1) | tel_kernels.ingest(tel, records, 3)
-    s |= tel_kernels.tune_from_window(tuner, tel, ring_header, 0, stats.MEAN, 0.0, 1, 2)
-    nan = all(np.isnan(tel_kernels.window_stat(tel, 0, stat, 0.5)) for stat in range(7))
-    for i in range(steps):
-        s |= tel_kernels.emit(tel, ring_header, 0, 1.0 + (i * 7) % 13, 10 + i)
-    return s, nan
-
-
 def _telemetry_component(mode, seed):
     """A one-metric telemetry state mid-window, with three P-square estimates, the sketch and a CUSUM detector."""
     tel = arqon.Telemetry({"metrics": [{"name": "lat", "quantiles": [0.5, 0.9, 0.99], "sketch": True,
@@ -313,7 +282,7 @@ def _telemetry_component(mode, seed):
             tel.new_generation()
     records = tel.ring.drain().copy()[:3]
     tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}], "seed": seed})
-    calls = _telemetry_njit_calls if mode == "njit" else _telemetry_python_calls
+    calls = _telemetry_njit_calls if mode == "njit" else _telemetry_njit_calls.py_func
 
     def run(state, steps):
         # the ring and the tuner are another component's: fresh copies each case, so only ``state`` is under test
@@ -349,17 +318,6 @@ def _ring_njit_calls(ring, tuner, out, audit_out, steps):
     return s, drained
 
 
-def _ring_python_calls(ring, tuner, out, audit_out, steps):
-    s = ring_kernels.open_ring(ring) | ring_kernels.ring_push(ring, 1, 0, 2.5, 0, 0, 0)
-    s |= audit_kernels.audited_step(tuner, ring, 1.5, 2) | audit_kernels.audited_ask(tuner, ring, 3)
-    drained = min(ring_kernels.ring_drain(ring, out), audit_kernels.audit_drain(ring, audit_out))
-    for i in range(steps):
-        s |= ring_kernels.ring_push(ring, 10 + i, 0, 1.0 * i, 0, 0, 0)
-        if i % 7 == 0:
-            drained = min(drained, ring_kernels.ring_drain(ring, out))
-    return s, drained
-
-
 def _ring_component(mode, seed):
     """A drop-newest ring of 64 records with its counters mid-stream (some read, some lapped)."""
     ring = arqon.Ring(64, "drop_newest" if seed % 2 else "overwrite")
@@ -369,7 +327,7 @@ def _ring_component(mode, seed):
             ring.drain()
     tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}], "seed": seed})
     out, audit_out = np.zeros(16, ring_kernels.RECORD), np.zeros(16, audit_kernels.AUDIT_RECORD)
-    calls = _ring_njit_calls if mode == "njit" else _ring_python_calls
+    calls = _ring_njit_calls if mode == "njit" else _ring_njit_calls.py_func
 
     def run(state, steps):
         s, drained = calls(state, tuner.state.copy(), out, audit_out, steps)

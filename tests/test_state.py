@@ -1,8 +1,6 @@
 """The tuner state is the whole buffer: a copy of it runs, anything else is refused untouched (``open_state``)."""
 
-import io
 import math
-import pickle
 
 import numba
 import numpy as np
@@ -15,7 +13,7 @@ from arqon.kernels.state import (
     CMAES, HEADER, HEADER_WORDS, LAYOUT_IDS, MAX_STATE_BYTES, PBT, ROWS, SPSA, header, layout_name, matrix, new_state,
     state_words,
 )
-from tests.conftest import space, sphere
+from tests.conftest import SNAPSHOTS, snapshot, space, sphere
 
 STRATEGIES = {"spsa": {}, "es": {"strategy": "es"}, "pbt": {"strategy": "pbt"}, "cmaes": {"strategy": "cmaes"}}
 
@@ -37,19 +35,11 @@ def _run(state, n=60):
     return out
 
 
-def _save_load(state):
-    buffer = io.BytesIO()
-    np.save(buffer, state)
-    buffer.seek(0)
-    return np.load(buffer)
-
-
 @pytest.mark.parametrize("name", STRATEGIES)
-@pytest.mark.parametrize("snapshot", [np.copy, _save_load, lambda s: pickle.loads(pickle.dumps(s))],
-                         ids=["copy", "np.save", "pickle"])
-def test_a_snapshot_of_the_buffer_is_a_state_that_decides_as_the_original(name, snapshot):
+@pytest.mark.parametrize("how", SNAPSHOTS)
+def test_a_snapshot_of_the_buffer_is_a_state_that_decides_as_the_original(name, how):
     t = _started(name)
-    copy = snapshot(t.state)
+    copy = snapshot(t.state, how)
     assert open_state(copy) == OK and copy.ctypes.data != t.state.ctypes.data
     mine, theirs = _run(t.state), _run(copy)
     assert [s for s, _ in mine] == [s for s, _ in theirs]

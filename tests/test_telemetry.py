@@ -10,6 +10,7 @@ import pytest
 
 import arqon
 from arqon.kernels import ask, proposal, ring, stats, telemetry
+from tests.conftest import SNAPSHOTS, snapshot
 
 
 @pytest.mark.parametrize("config,message", [
@@ -163,21 +164,10 @@ def _busy_telemetry():
     return tel
 
 
-@pytest.mark.parametrize("snapshot", ["copy", "np.save", "pickle"])
-def test_a_snapshot_of_the_telemetry_buffer_keeps_the_same_statistics(snapshot):
-    import io
-    import pickle
-
+@pytest.mark.parametrize("how", SNAPSHOTS)
+def test_a_snapshot_of_the_telemetry_buffer_keeps_the_same_statistics(how):
     tel = _busy_telemetry()
-    if snapshot == "copy":
-        copy = tel.state.copy()
-    elif snapshot == "pickle":
-        copy = pickle.loads(pickle.dumps(tel.state))
-    else:
-        buffer = io.BytesIO()
-        np.save(buffer, tel.state)
-        buffer.seek(0)
-        copy = np.load(buffer)
+    copy = snapshot(tel.state, how)
     assert stats.open_telemetry(copy) == 0
     ring_a, ring_b = arqon.Ring(64), arqon.Ring(64)
     for i in range(50):

@@ -18,6 +18,7 @@ import arqon
 from arqon.executor import Executor, Flags
 from arqon.kernels import guard as g
 from arqon.kernels.rng import rng_seed, rng_uniform
+from tests.conftest import SNAPSHOTS, snapshot
 
 TOTAL = {"proposals": 0, "violations": 0}
 SAFE_MODE_WORD, PHASE_WORD = (g.GUARD_HEADER.fields[f][1] // 8 for f in ("safe_mode", "phase"))
@@ -394,22 +395,11 @@ def _canary_executor():
                      rate_limit={"applies": 3, "window": 9})
 
 
-@pytest.mark.parametrize("snapshot", ["copy", "np.save", "pickle"])
-def test_a_snapshot_of_the_executor_buffer_decides_as_the_original(snapshot):
-    import io
-    import pickle
-
+@pytest.mark.parametrize("how", SNAPSHOTS)
+def test_a_snapshot_of_the_executor_buffer_decides_as_the_original(how):
     ex = _canary_executor()
     _guard_turns(ex.state, 13)  # mid-canary, rate limit and cooldown history in the header
-    if snapshot == "copy":
-        copy = ex.state.copy()
-    elif snapshot == "pickle":
-        copy = pickle.loads(pickle.dumps(ex.state))
-    else:
-        buffer = io.BytesIO()
-        np.save(buffer, ex.state)
-        buffer.seek(0)
-        copy = np.load(buffer)
+    copy = snapshot(ex.state, how)
     assert g.open_guard(copy) == 0 and copy.ctypes.data != ex.state.ctypes.data
     assert _guard_turns(ex.state) == _guard_turns(copy)
     assert ex.state.tobytes() == copy.tobytes()
