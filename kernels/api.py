@@ -16,8 +16,8 @@ from ._status import BAD_STATE, OK
 from .cmaes import cma_recommended_row, cma_sample, cma_start, cma_update
 from .es import es_sample, es_update
 from .pbt import pbt_sample, pbt_update
-from .population import exhausted, pop_ask, pop_ask_batch, pop_tell, pop_tell_batch
-from .spsa import spsa_ask, spsa_reopen, spsa_tell, to_user
+from .population import pop_ask, pop_ask_batch, pop_tell, pop_tell_batch
+from .spsa import exhausted, spsa_ask, spsa_reopen, spsa_tell, to_user
 from .state import (
     BLOCK_TABLE, CENTER, CMAES, ES, HDR_TYPE, HEADER, HEADER_BYTES, HEADER_WORDS, LAYOUT_MASK, LAYOUT_TABLE, MAGIC, MAX_D,
     PBT, PENDING_BATCH, PENDING_NONE, PENDING_ONE, ROWS, SPSA, STATE_TYPE, THETA, X,

@@ -11,10 +11,10 @@ import numpy as np
 from numba import types as t
 
 from ._jit import kernel
-from ._status import BUDGET_EXHAUSTED, NONFINITE, NOT_ASKED, OK
-from .spsa import count_value, param_index, to_user
+from ._status import NONFINITE, NOT_ASKED, OK
+from .spsa import count_value, exhausted, param_index, to_user
 from .state import (
-    BEST, HDR_TYPE, MAT_TYPE, PENDING_BATCH, PENDING_NONE, PENDING_ONE, PERIODIC_INDEX, THETA, VEC_TYPE, X,
+    HDR_TYPE, MAT_TYPE, PENDING_BATCH, PENDING_NONE, PENDING_ONE, PERIODIC_INDEX, THETA, VEC_TYPE, X,
 )
 
 
@@ -25,18 +25,6 @@ def remaining(hdr):
     if h["budget"] <= 0:
         return 1 << 62
     return max(h["budget"] - h["n_told"], 0)
-
-
-@kernel(t.int64(HDR_TYPE, MAT_TYPE), inline=True)
-def exhausted(hdr, mat):
-    """When the budget is spent, write the best params into mat[X] and return BUDGET_EXHAUSTED; else OK."""
-    h = hdr[0]
-    if h["budget"] > 0 and h["n_told"] >= h["budget"]:
-        if h["has_best"] != 0:
-            for i in range(mat.shape[1]):
-                mat[X, i] = mat[BEST, i]
-        return BUDGET_EXHAUSTED
-    return OK
 
 
 @kernel(t.int64(VEC_TYPE, t.int64, t.int64, t.int64))

@@ -121,16 +121,25 @@ def _decay_finish(hdr, which):
 
 
 @kernel(t.int64(HDR_TYPE, MAT_TYPE), inline=True)
+def exhausted(hdr, mat):
+    """The budget test of every strategy: when the budget is spent, write the best params into mat[X] and return BUDGET_EXHAUSTED; else OK."""
+    h = hdr[0]
+    if h["budget"] > 0 and h["n_told"] >= h["budget"]:
+        if h["has_best"] != 0:
+            for i in range(mat.shape[1]):
+                mat[X, i] = mat[BEST, i]
+        return BUDGET_EXHAUSTED
+    return OK
+
+
+@kernel(t.int64(HDR_TYPE, MAT_TYPE), inline=True)
 def spsa_ask(hdr, mat):
     """Write the next proposal into mat[X]; asking again before a tell repeats it.
     Mutates: hdr, mat, RNG state. Allocates: nothing. Returns: OK, or BUDGET_EXHAUSTED with the best params in mat[X]."""
     h = hdr[0]
     if h["pending"] != PENDING_NONE:
         return OK
-    if h["budget"] > 0 and h["n_told"] >= h["budget"]:
-        if h["has_best"] != 0:
-            for i in range(mat.shape[1]):
-                mat[X, i] = mat[BEST, i]
+    if exhausted(hdr, mat) != OK:
         return BUDGET_EXHAUSTED
     if h["phase"] == 0:
         rng_rademacher(h["rng"], mat[DELTA])
