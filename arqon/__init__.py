@@ -18,6 +18,7 @@ _EXPORTS = {
     "Ring": "arqon.telemetry", "Summary": "arqon.telemetry", "Telemetry": "arqon.telemetry",
     "TelemetryConfig": "arqon.telemetry", "load_telemetry_config": "arqon.telemetry",
     "AuditLog": "arqon.audit", "LogCorrupt": "arqon.audit",
+    "Selector": "arqon.selector", "SelectorConfig": "arqon.selector", "load_selector_config": "arqon.selector",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -6,7 +6,7 @@ from arqon.kernels import _status
 
 
 class Status(enum.IntFlag):
-    """What a tuner or telemetry call did: ``OK`` (zero), or one or more flags; ``arqon.kernels`` returns the same
+    """What a tuner, telemetry or selector call did: ``OK`` (zero), or one or more flags; ``arqon.kernels`` returns the same
     values as plain integers."""
 
     OK = _status.OK
@@ -18,3 +18,5 @@ class Status(enum.IntFlag):
     DRIFT = _status.DRIFT
     WAITING = _status.WAITING
     REOPENED = _status.REOPENED
+    NONE_ELIGIBLE = _status.NONE_ELIGIBLE
+    BAD_ARGUMENT = _status.BAD_ARGUMENT

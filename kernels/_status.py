@@ -9,3 +9,5 @@ DROPPED = 16  # the telemetry ring was full (drop-newest policy): the record was
 DRIFT = 32  # a drift detector fired
 WAITING = 64  # the objective's window holds too few samples yet: nothing was told
 REOPENED = 128  # drift on the objective: the tuner re-opened exploration
+NONE_ELIGIBLE = 256  # no arm was eligible (mask and constraints): the selector returned its fallback arm
+BAD_ARGUMENT = 512  # an argument's length or range is wrong (an arm, a reward, a mask, a context): ignored, state unchanged

@@ -21,6 +21,7 @@ import arqon
 from arqon import kernels
 from arqon.executor import Executor
 from arqon.kernels import audit as audit_kernels
+from arqon.kernels import bandit as kb
 from arqon.kernels import guard as g
 from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats
@@ -336,9 +337,78 @@ def _ring_component(mode, seed):
     return ring.state.copy(), [(ring_kernels.RING_HEADER, 0)], "capacity", ring_valid, run
 
 
+def bandit_valid(buf):
+    """True when ``buf`` is a selector state its kernels may run on, from the bandit layout in plain Python."""
+    words = kb.BANDIT_HEADER_WORDS
+    if buf.shape[0] < words:
+        return False
+    record = buf[:words].view(kb.BANDIT_HEADER)[0]
+    h = {name: int(record[name]) for name, _ in _int_fields(kb.BANDIT_HEADER)}
+    p, k, d, w, hist = h["policy"], h["k"], h["d"], h["window"], h["history"]
+    if h["magic"] != kb.MAGIC or h["layout"] != kb.BANDIT_LAYOUT or h["words"] != buf.shape[0]:
+        return False
+    if not (0 <= p < kb.N_POLICIES and 1 <= k <= kb.MAX_ARMS and 0 <= d <= kb.MAX_CONTEXT
+            and 0 <= h["n_metrics"] <= kb.MAX_METRICS and 0 <= h["n_cons"] <= kb.MAX_METRICS
+            and 0 <= w <= kb.MAX_WINDOW and 0 <= hist <= kb.MAX_HISTORY):
+        return False
+    if (p in kb.LINEAR) != (d >= 1) or (p in kb.WINDOWED) != (w >= 1) or (p == kb.GLR_KLUCB) != (hist >= 2):
+        return False
+    if not (h["check_every"] >= 1 and h["stride"] >= 1 and h["min_samples"] >= 0 and 0 <= h["fallback"] < k
+            and -1 <= h["last"] < k and h["pending"] in (0, 1) and (h["pending"] == 0 or h["last"] >= 0)
+            and h["t"] >= 0 and 0 <= h["w_count"] <= w and 0 <= h["w_head"] < max(w, 1)):
+        return False
+    n_vec = 2 * w + k * hist + k * (d * d + 2 * d) + 3 * h["n_cons"] + d
+    return words + (kb.BASE_ROWS + 3 * h["n_metrics"]) * k + n_vec == buf.shape[0]
+
+
+@numba.njit
+def _bandit_njit_calls(state, mask, context, metrics, scores, steps):
+    arm = kb.select(state, mask, context)
+    s = kb.open_bandit(state) | kb.bandit_status(state)
+    refused = arm == -kernels.BAD_STATE
+    if arm >= 0:
+        s |= kb.update(state, arm, 0.5, metrics)
+    t = kb.tournament(state, scores, mask, 3)
+    refused &= t == -kernels.BAD_STATE and kb.bandit_pending(state) == -kernels.BAD_STATE
+    for i in range(steps):
+        arm = kb.step(state, 0.25 * (i % 5), metrics, mask, context)
+        refused &= arm == -kernels.BAD_STATE
+    return s, refused
+
+
+BANDIT_CONFIGS = {
+    "bandit-glr": {"arms": ["a", "b", "c", "d"], "policy": "glr-klucb", "metrics": ["lat", "mem"],
+                   "constraints": [{"metric": "lat", "max": 3.0}],
+                   "glr_klucb": {"history": 16, "check_every": 2, "stride": 1}},
+    "bandit-window": {"arms": 5, "policy": "sliding-window-thompson", "sliding_window_thompson": {"window": 12}},
+    "bandit-linear": {"arms": 3, "policy": "linucb", "context": 3},
+}
+
+
+def _bandit_component(component, mode, seed):
+    """A selector mid-run (GLR histories, a sliding window, or linear models), its validity check and its calls."""
+    config = BANDIT_CONFIGS[component]
+    sel = arqon.Selector({**config, "seed": seed})
+    k, d, n_metrics = len(sel.names), int(config.get("context", 0)), len(config.get("metrics", []))
+    context, metrics = np.linspace(0.1, 0.9, d), np.linspace(1.0, 4.0, n_metrics)
+    arm = sel.select(context=context if d else None)
+    for i in range(40):
+        arm = sel.step(0.25 * (i % 5), context=context if d else None, metrics=metrics if n_metrics else None)
+    mask, scores = np.ones(k, np.bool_), np.linspace(0.0, 1.0, k)
+    calls = _bandit_njit_calls if mode == "njit" else _bandit_njit_calls.py_func
+
+    def run(state, steps):
+        return calls(state, mask, context, metrics, scores, steps)
+
+    return sel.state.copy(), [(kb.BANDIT_HEADER, 0)], "k", bandit_valid, run
+
+
 def main(component, mode, seed):
-    build = {"guard": _guard_component, "telemetry": _telemetry_component, "ring": _ring_component}.get(
-        component, lambda m, s: _tuner_component(component, m, s))
+    if component.startswith("bandit"):
+        build = lambda m, s: _bandit_component(component, m, s)  # noqa: E731
+    else:
+        build = {"guard": _guard_component, "telemetry": _telemetry_component, "ring": _ring_component}.get(
+            component, lambda m, s: _tuner_component(component, m, s))
     pristine, records, size_field, valid_of, run = build(mode, seed)
     rng = np.random.default_rng(seed)
     summary = {"cases": 0, "invalid": 0, "refused_invalid": 0, "accepted_invalid": [], "refused_valid": [],

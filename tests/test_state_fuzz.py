@@ -1,5 +1,6 @@
 """Memory safety: seeded corruptions of a live state's header and truncations of its buffer, each tuner strategy, the
-safety executor, telemetry (its metric record too) and the ring (also as an audit ring), from Python and from ``@njit``,
+safety executor, telemetry (its metric record too), the ring (also as an audit ring) and the bandit selector (GLR,
+sliding-window and linear layouts), from Python and from ``@njit``,
 in child processes (``tests/fuzz_states.py``): no crash, no write outside the buffer, and every state the layout
 declaration calls invalid refused with BAD_STATE and left untouched."""
 
@@ -26,7 +27,8 @@ def _campaign(strategy, mode, seed):
 @pytest.mark.parametrize("mode", ["python", "njit"])
 def test_corrupted_and_truncated_states_are_refused_without_a_crash_or_a_stray_write(mode, capsys):
     totals = {}
-    for seed, strategy in enumerate(("spsa", "es", "pbt", "cmaes", "guard", "telemetry", "ring")):
+    for seed, strategy in enumerate(("spsa", "es", "pbt", "cmaes", "guard", "telemetry", "ring", "bandit-glr",
+                                     "bandit-window", "bandit-linear")):
         s = _campaign(strategy, mode, seed)
         assert s["outside_writes"] == [] and s["accepted_invalid"] == [] and s["changed_when_refused"] == []
         assert s["refused_valid"] == []  # a valid state is never driven into one its own check refuses
