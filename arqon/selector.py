@@ -354,6 +354,24 @@ class Selector:
             raise ValueError("eligible: no item is eligible")
         return _TOURNAMENT(self.state, s, mask, int(size))
 
+    def eligible_from(self, telemetry, slos: dict, min_samples: int = 1) -> np.ndarray:
+        """The mask SLA-first selection starts from, fed by the telemetry data plane: ``slos`` maps an arm (name or
+        index) to ``(metric, stat, limit)``, e.g. ``{"int8": ("lat_int8", "p99", 5.0)}``; an arm is masked while its
+        metric's current window holds at least ``min_samples`` samples and ``stat`` (``"p99"``, ``"mean"``, ...) is
+        above ``limit``. Arms without an SLO, or with too few samples, stay eligible."""
+        mask = np.ones(len(self.names), dtype=np.bool_)
+        for arm, slo in slos.items():
+            index = self.arm_index(arm)
+            try:
+                metric, stat, limit = slo
+            except (TypeError, ValueError):
+                raise ValueError(f"slos[{arm!r}]: a (metric, stat, limit) triple, got {slo!r}") from None
+            if not isinstance(limit, (int, float)) or not math.isfinite(limit):
+                raise ValueError(f"slos[{arm!r}]: the limit must be a finite number, got {limit!r}")
+            if telemetry.summary(metric).n >= min_samples and telemetry.stat(metric, stat) > limit:
+                mask[index] = False
+        return mask
+
     # -- reading ---------------------------------------------------------------------------------------------------
     @property
     def last_status(self) -> Status:

@@ -456,3 +456,18 @@ def test_bad_input_gets_an_error_naming_the_argument():
                          ({"arms": 2, "colour": 1}, "unknown field `colour`")]:
         with pytest.raises(ConfigError, match=message.replace("$", r"\$").replace("[", r"\[").replace("(", r"\(")):
             arqon.Selector(bad)
+
+
+def test_telemetry_windows_feed_the_eligibility_mask():
+    tel = arqon.Telemetry({"metrics": [{"name": "lat_a", "quantiles": [0.99]}, {"name": "lat_b", "quantiles": [0.99]}]})
+    sel = arqon.Selector({"arms": ["a", "b", "c"], "policy": "ucb1"})
+    slos = {"a": ("lat_a", "p99", 10.0), "b": ("lat_b", "p99", 10.0)}
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        tel.emit("lat_a", float(rng.uniform(1, 5)))
+        tel.emit("lat_b", float(rng.uniform(1, 20)))  # its p99 is about 19.8: over its SLO
+    mask = sel.eligible_from(tel, slos, min_samples=100)
+    assert mask.tolist() == [True, False, True]
+    assert all(sel.select(eligible=mask) != 1 for _ in range(20))
+    with pytest.raises(ValueError, match="slos\\['a'\\]: a \\(metric, stat, limit\\) triple"):
+        sel.eligible_from(tel, {"a": ("lat_a", "p99")})

@@ -85,3 +85,11 @@ def test_njit_loop_beats_its_fixed_gains(capsys):
     out = capsys.readouterr().out
     ratio = float(out.split("tuned/fixed = ")[1].split(")")[0])
     assert ratio < 1.0
+
+
+def test_selecting_a_kernel_variant_settles_on_the_fastest_correct_one():
+    times, medians, eligible = load("select_kernel_variant").main(decisions=300, quiet=True)
+    assert times["rows_skip_last"] == [] and not eligible[-1]  # the wrong variant is never run after the gate
+    most = max(times, key=lambda n: len(times[n]))
+    assert len(times[most]) > 0.6 * 300
+    assert medians[most] == min(m for n, m in medians.items() if len(times[n]) >= 3)
