@@ -35,6 +35,8 @@ import arqon
 from arqon.config import ConfigError, load_config
 from arqon.policy import ordered_metrics
 from arqon.kernels import audit as audit_kernels
+from arqon.kernels import bandit as bandit_kernels
+from arqon.kernels import bandit_audit
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
 from arqon.kernels.state import header as _state_header, layout_name
@@ -50,7 +52,10 @@ KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STE
          audit_kernels.OFFER: "offer", audit_kernels.PROPOSE: "propose", audit_kernels.APPLY: "apply",
          audit_kernels.OBSERVE: "observe", audit_kernels.SNAPBACK: "snapback", audit_kernels.KILL: "kill",
          audit_kernels.RESUME: "resume", audit_kernels.DRIFT: "drift", audit_kernels.REOPEN: "reopen",
-         audit_kernels.LIVE: "live", audit_kernels.METRIC: "metric"}
+         audit_kernels.LIVE: "live", audit_kernels.METRIC: "metric", bandit_audit.SEL_MASK: "selector-mask",
+         bandit_audit.SEL_CONTEXT: "selector-context", bandit_audit.SEL_METRIC: "selector-metric",
+         bandit_audit.SEL_UPDATE: "selector-update", bandit_audit.SEL_REWARD: "selector-reward",
+         bandit_audit.SEL_CHOICE: "selector-choice"}
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
 _TELL = entry_point(audit_kernels.audited_tell)
@@ -73,6 +78,11 @@ def state_layout(state: np.ndarray) -> str:
     """The layout of a tuner state, e.g. ``tuner.spsa/3f9c...``: the state digests in a log depend on it. Derived from
     the strategy's declared layout, so a change to one strategy's blocks leaves the others' logs replayable."""
     return layout_name(int(_state_header(state)["strategy"]))
+
+
+def selector_layout() -> str:
+    """The layout of a selector state, e.g. ``bandit/3f9c...``: the selector digests in a log depend on it."""
+    return f"bandit/{bandit_kernels.BANDIT_LAYOUT:016x}"
 
 
 def _chain(previous: bytes, payload: bytes) -> bytes:
@@ -104,7 +114,7 @@ class AuditLog:
     what ``arqon report`` plots.
     """
 
-    def __init__(self, path, tuner, *, executor=None, metrics=None,
+    def __init__(self, path, tuner=None, *, selector=None, executor=None, metrics=None,
                  fsync: Literal["record", "every", "interval"] = "record", every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
         if fsync not in ("record", "every", "interval"):
             raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
@@ -114,12 +124,18 @@ class AuditLog:
             raise ConfigError(f"interval_ms must be > 0, got {interval_ms!r}")
         if rotate_bytes < 4096:
             raise ConfigError(f"rotate_bytes must be at least 4096, got {rotate_bytes!r}")
+        if tuner is None and selector is None:
+            raise ConfigError("an audit log records a tuner, a selector, or both: pass tuner= or selector=")
+        if executor is not None and tuner is None:
+            raise ConfigError("an executor is recorded with the tuner whose proposals it applies: pass tuner=")
+        if selector is not None and getattr(selector, "_log", None) is not None:
+            raise ConfigError("this selector is already recorded by another audit log: close that one first")
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
         if executor is not None and executor.names != tuner.names:
             raise ConfigError("the executor was built for other parameters than the tuner's")
-        self.tuner, self.executor = tuner, executor
+        self.tuner, self.executor, self.selector = tuner, executor, selector
         if metrics is None:
             metrics = executor.policy.metrics if executor is not None else []
         if executor is not None and list(metrics) != list(executor.policy.metrics):
@@ -129,7 +145,7 @@ class AuditLog:
         self.metrics = list(metrics)
         self._values = np.zeros(max(len(self.metrics), 1))
         self.ring = Ring(capacity, "drop_newest")
-        self._ring, self._header, self._state = self.ring.state, self.ring.header, tuner.state
+        self._ring, self._header = self.ring.state, self.ring.header
         self._fsync, self._every, self._interval = fsync, every, interval_ms / 1000.0
         self._rotate = rotate_bytes
         self._step = 0
@@ -148,27 +164,29 @@ class AuditLog:
             executor._log = self  # from now on every executor decision is recorded, and Executor.step's ask/tell too
             live = executor.live
             _VALUES(self._ring, audit_kernels.LIVE, -1, live, len(live))  # in force from step 0
+        if selector is not None:
+            selector._attach_log(self)  # from now on every select, update and step is recorded
 
     # -- the hot path (one kernel call each) ----------------------------------------------------------------------
 
     def ask(self, step: int | None = None) -> np.ndarray:
         """``tuner.ask()``, audited. Returns the proposal view."""
-        _ASK(self._state, self._ring, self._next(step))
+        _ASK(self._tuner().state, self._ring, self._next(step))
         return self.tuner._x
 
     def tell(self, value: float, step: int | None = None) -> int:
         """``tuner.tell(value)``, audited. Returns the status flags (an int; ``arqon.Status`` names them)."""
-        return _TELL(self._state, self._ring, value + 0.0, self._next(step))
+        return _TELL(self._tuner().state, self._ring, value + 0.0, self._next(step))
 
     def step(self, value: float, step: int | None = None) -> np.ndarray:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
-        _STEP(self._state, self._ring, value + 0.0, self._next(step))
+        _STEP(self._tuner().state, self._ring, value + 0.0, self._next(step))
         return self.tuner._x
 
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
         when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
-        status = _TUNE_FROM_WINDOW(self._state, telemetry.state, telemetry.ring.state, self._ring,
+        status = _TUNE_FROM_WINDOW(self._tuner().state, telemetry.state, telemetry.ring.state, self._ring,
                                    *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
         return None if status & _WAITING else self.tuner._x
 
@@ -187,10 +205,15 @@ class AuditLog:
         after ``now``, as the executor's records mean, for a run without an executor whose live values are not
         always the tuner's proposals."""
         values = np.ascontiguousarray(values, dtype=np.float64)
-        if values.shape != (len(self.tuner.names),):
+        if values.shape != (len(self._tuner().names),):
             raise ValueError(f"expected {len(self.tuner.names)} live values {list(self.tuner.names)}, got shape "
                              f"{values.shape}")
         _VALUES(self._ring, audit_kernels.LIVE, int(now), values, len(values))
+
+    def _tuner(self):
+        if self.tuner is None:
+            raise ValueError("this audit log records no tuner (it was made with selector= only)")
+        return self.tuner
 
     def _next(self, step):
         if step is None:
@@ -225,6 +248,8 @@ class AuditLog:
         """Write what is left, fsync, stop the writer and close the file."""
         if self.executor is not None:
             self.executor._log = None
+        if self.selector is not None:
+            self.selector._attach_log(None)
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()
@@ -243,9 +268,13 @@ class AuditLog:
     # -- the writer thread -----------------------------------------------------------------------------------------
 
     def _open_segment(self):
-        header = {"format": FORMAT, "library": arqon.__version__, "state_layout": state_layout(self.tuner.state),
-                  "seed": self.tuner.config.seed,
-                  "config": msgspec.to_builtins(self.tuner.config), "segment": self._segment,
+        tuner, selector = self.tuner, self.selector
+        header = {"format": FORMAT, "library": arqon.__version__,
+                  "state_layout": None if tuner is None else state_layout(tuner.state),
+                  "seed": None if tuner is None else tuner.config.seed,
+                  "config": None if tuner is None else msgspec.to_builtins(tuner.config), "segment": self._segment,
+                  "selector": None if selector is None else msgspec.to_builtins(selector.config),
+                  "selector_layout": None if selector is None else selector_layout(),
                   "metrics": self.metrics,
                   "policy": None if self.executor is None else msgspec.to_builtins(self.executor.policy),
                   "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -458,20 +487,38 @@ class Replay:
 
 
 def replay(path) -> Replay:
-    """Rebuild the tuner from the log's config and seed, re-run every logged event, and check that each decision
-    (status and state digest) is bit-identical to the logged one. Raises ``LogIncompatible`` for a log written under
-    another state layout (each record's digest covers the whole state, so none could match)."""
+    """Rebuild the tuner and the selector the log records from its configs and seeds, re-run every logged event, and
+    check that each decision (status and state digest; a selector's arm too) is bit-identical to the logged one.
+    Raises ``LogIncompatible`` for a log written under another state layout (each record's digest covers the state,
+    so none could match)."""
     log = read_log(path)
-    tuner = arqon.Tuner(load_config(log.header["config"]))
-    layout, here = log.header.get("state_layout"), state_layout(tuner.state)
-    if layout != here:
-        written = f"state layout {layout}" if layout else "an older state layout (not recorded in the log)"
-        raise LogIncompatible(f"{path}: written by arqon {log.header.get('library', '?')} under {written}; this arqon "
-                              f"{arqon.__version__} uses {here}, so its decisions cannot be re-run bit for "
-                              "bit: replay it with the arqon that wrote it")
     records = log.records
     n = len(records)
-    verified = audit_kernels.audit_replay(tuner.state, records, n)
+    verified, state = n, None
+
+    def incompatible(layout, here):
+        written = f"state layout {layout}" if layout else "an older state layout (not recorded in the log)"
+        return LogIncompatible(f"{path}: written by arqon {log.header.get('library', '?')} under {written}; this arqon "
+                               f"{arqon.__version__} uses {here}, so its decisions cannot be re-run bit for "
+                               "bit: replay it with the arqon that wrote it")
+
+    if log.header.get("config") is not None:
+        tuner = arqon.Tuner(load_config(log.header["config"]))
+        layout, here = log.header.get("state_layout"), state_layout(tuner.state)
+        if layout != here:
+            raise incompatible(layout, here)
+        verified = audit_kernels.audit_replay(tuner.state, records, n)
+        state, digest = tuner.state, audit_kernels.state_digest
+    if log.header.get("selector") is not None:
+        from arqon.selector import Selector
+
+        selector = Selector(log.header["selector"])
+        layout, here = log.header.get("selector_layout"), selector_layout()
+        if layout != here:
+            raise incompatible(layout, here)
+        checked = bandit_audit.selector_replay(selector.state, records, n)
+        if checked < verified:
+            verified, state, digest = checked, selector.state, bandit_audit.bandit_digest
     divergence = gap = None
     if verified < n:
         r = records[verified]
@@ -480,13 +527,17 @@ def replay(path) -> Replay:
             gap = {**where, "lost": int(r["lost"])}
         else:
             divergence = {**where, "logged_status": int(r["status"]), "logged_digest": f"{int(r['digest']):016x}",
-                          "replayed_digest": f"{int(audit_kernels.state_digest(tuner.state)):016x}"}
+                          "replayed_digest": f"{int(digest(state)):016x}"}
     return Replay(n, int(verified), divergence, gap)
 
 
-def record_dicts(records: np.ndarray, start: int = 0):
-    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost)."""
+def record_dicts(records: np.ndarray, start: int = 0, arms=None):
+    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost); with ``arms`` (a
+    selector's arm names), a selector choice also names its arm (``arm``)."""
     for i, r in enumerate(records.tolist(), start):
         _, step, value, digest, kind, status, lost = r
-        yield {"index": i, "step": step, "kind": KINDS.get(kind, kind), "value": None if value != value else value,
+        row = {"index": i, "step": step, "kind": KINDS.get(kind, kind), "value": None if value != value else value,
                "status": status, "digest": f"{digest:016x}", "lost": lost}
+        if arms is not None and kind == bandit_audit.SEL_CHOICE and 0 <= value < len(arms):
+            row["arm"] = arms[int(value)]
+        yield row

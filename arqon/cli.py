@@ -251,34 +251,45 @@ def _log(args) -> int:
     elif not log.closed:
         print(f"arqon log: {args.log} was not closed (its writer stopped without the end marker)", file=sys.stderr)
     records = log.records
+    selector = log.header.get("selector")
+    arms = None
+    if selector is not None:
+        from arqon.selector import load_selector_config
+
+        arms = load_selector_config(selector).names
     if args.verb == "export":
         out = open(args.output, "w", newline="") if args.output else sys.stdout
         try:
             if args.format == "jsonl":
-                for row in record_dicts(records):
+                for row in record_dicts(records, arms=arms):
                     out.write(json.dumps(row) + "\n")
             else:
-                writer = csv.DictWriter(out, ["index", "step", "kind", "value", "status", "digest", "lost"])
+                fields = ["index", "step", "kind", "value", "status", "digest", "lost"] + (["arm"] if arms else [])
+                writer = csv.DictWriter(out, fields)
                 writer.writeheader()
-                writer.writerows(record_dicts(records))
+                writer.writerows(record_dicts(records, arms=arms))
         finally:
             if args.output:
                 out.close()
         return 0
     if args.verb == "show":
         h = log.header
-        params = ", ".join(p["name"] for p in h["config"]["params"])
-        print(f"{args.log}: format {h['format']}, arqon {h['library']}, created {h['created']}, seed {h['seed']}, "
-              f"{len(records)} records in {len(log.segments)} segment(s), params: {params}")
+        what = []
+        if h.get("config") is not None:
+            what.append(f"seed {h['seed']}, params: " + ", ".join(p["name"] for p in h["config"]["params"]))
+        if arms is not None:
+            what.append(f"selector {selector.get('policy', 'thompson')} over arms: " + ", ".join(arms))
+        print(f"{args.log}: format {h['format']}, arqon {h['library']}, created {h['created']}, "
+              f"{len(records)} records in {len(log.segments)} segment(s); " + "; ".join(what))
         start, rows = 0, records[: args.limit]
     else:
         start = max(len(records) - args.limit, 0)
         rows = records[start:]
     print(f"{'index':>8s} {'step':>8s} {'kind':5s} {'value':>14s} {'status':>6s} {'digest':16s} {'lost':>5s}")
-    for row in record_dicts(rows, start):
+    for row in record_dicts(rows, start, arms=arms):
         value = "" if row["value"] is None else f"{row['value']:.6g}"
         print(f"{row['index']:8d} {row['step']:8d} {row['kind']:5s} {value:>14s} {row['status']:6d} "
-              f"{row['digest']:16s} {row['lost']:5d}")
+              f"{row['digest']:16s} {row['lost']:5d}" + (f" {row['arm']}" if "arm" in row else ""))
     return 0
 
 

@@ -19,6 +19,7 @@ from msgspec import Meta
 from arqon._fastselect import fast_select_step
 from arqon.config import ConfigError, Fraction, Name, _Struct, decode
 from arqon.kernels import bandit as kb
+from arqon.kernels import bandit_audit as kba
 from arqon.kernels._jit import entry_point
 from arqon.status import Status
 
@@ -26,6 +27,9 @@ _SELECT = entry_point(kb.select)
 _UPDATE = entry_point(kb.update)
 _STEP = entry_point(kb.step)
 _TOURNAMENT = entry_point(kb.tournament)
+_AUDITED_SELECT = entry_point(kba.audited_select)
+_AUDITED_UPDATE = entry_point(kba.audited_update)
+_AUDITED_STEP = entry_point(kba.audited_step)
 
 Positive = Annotated[float, Meta(gt=0.0)]
 Finite = Annotated[float, Meta(ge=-1e300, le=1e300)]
@@ -218,8 +222,14 @@ class Selector:
         self._no_metrics = np.zeros(0)
         self._no_context = np.zeros(0)
         self._index = {name: i for i, name in enumerate(self.names)}
-        self.step = fast_select_step(self.state, self._all, self._step) \
-            if not self.config.metrics and not self.config.context else self._step
+        self._log = None
+        self._attach_log(None)
+
+    def _attach_log(self, log) -> None:
+        """Record every decision in ``log`` (an ``arqon.AuditLog``), or stop recording (None)."""
+        self._log = log
+        fast = log is None and not self.config.metrics and not self.config.context
+        self.step = fast_select_step(self.state, self._all, self._step) if fast else self._step
 
     # -- argument checks -------------------------------------------------------------------------------------------
     def arm_index(self, arm: int | str) -> int:
@@ -307,7 +317,10 @@ class Selector:
         """Choose an arm among ``eligible`` (None: all; a mask of K booleans, or a collection of arm indices or
         names) at ``context`` (linucb / lints); returns its index. With no eligible arm, the fallback arm is returned
         and ``last_status`` has NONE_ELIGIBLE. Choosing again before ``update`` replaces the arm out."""
-        arm = _SELECT(self.state, self._mask(eligible), self._context(context))
+        mask, x = self._mask(eligible), self._context(context)
+        log = self._log
+        arm = _SELECT(self.state, mask, x) if log is None else _AUDITED_SELECT(self.state, log._ring, mask, x,
+                                                                                log._next(None))
         if arm < 0:
             raise RuntimeError(f"select refused: {Status(-arm)!r}")
         return arm
@@ -321,7 +334,9 @@ class Selector:
             raise ValueError("update: no arm is out: call select() (or step()) first")
         if index != int(self._h["last"]):
             raise ValueError(f"update: arm {self.names[index]!r} is not the arm out ({self.names[int(self._h['last'])]!r})")
-        status = _UPDATE(self.state, index, r, x)
+        log = self._log
+        status = _UPDATE(self.state, index, r, x) if log is None else _AUDITED_UPDATE(self.state, log._ring, index, r, x,
+                                                                                       log._next(None))
         if status & ~Status.DRIFT:
             raise RuntimeError(f"update refused: {Status(status)!r}")
         return Status(status)
@@ -332,7 +347,9 @@ class Selector:
         if int(self._h["pending"]) != 1:
             raise ValueError("step: no arm is out: call select() first")
         r, x = self._reward(reward), self._metrics(metrics)
-        arm = _STEP(self.state, r, x, self._mask(eligible), self._context(context))
+        mask, ctx, log = self._mask(eligible), self._context(context), self._log
+        arm = _STEP(self.state, r, x, mask, ctx) if log is None else _AUDITED_STEP(self.state, log._ring, r, x, mask, ctx,
+                                                                                    log._next(None))
         if arm < 0:
             raise RuntimeError(f"step refused: {Status(-arm)!r}")
         return arm
