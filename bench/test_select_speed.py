@@ -82,19 +82,21 @@ def test_python_selector_step_thompson(benchmark):
     benchmark(step, 1.0)
 
 
-def test_mabwiser_thompson_predict(benchmark):
+def fitted_mabwiser():
     mabwiser = pytest.importorskip("mabwiser.mab")
     mab = mabwiser.MAB(list(range(K)), mabwiser.LearningPolicy.ThompsonSampling(), seed=1)
     arms = np.arange(200) % K
     mab.fit(arms, REWARDS[np.arange(200), arms])
+    return mab
+
+
+def test_mabwiser_thompson_predict(benchmark):
+    mab = fitted_mabwiser()
     benchmark.extra_info["versus"] = "test_python_selector_step_thompson"
     benchmark(mab.predict)
 
 
 def test_mabwiser_thompson_update(benchmark):
-    mabwiser = pytest.importorskip("mabwiser.mab")
-    mab = mabwiser.MAB(list(range(K)), mabwiser.LearningPolicy.ThompsonSampling(), seed=1)
-    arms = np.arange(200) % K
-    mab.fit(arms, REWARDS[np.arange(200), arms])
+    mab = fitted_mabwiser()
     benchmark.extra_info["versus"] = "test_python_selector_step_thompson"
     benchmark(mab.partial_fit, [3], [1.0])

@@ -321,6 +321,18 @@ def _score(h, m, v, context, eligible):
             score[a] = mean + (spread * sample_normal(rng) if p == LINEAR_THOMPSON else spread)
 
 
+@kernel(t.boolean(BANDIT_TYPE, MASK, F8), inline=True)
+def _arguments_fit(h, eligible, context):
+    """True when the mask has K entries and the context d finite ones."""
+    g = h[0]
+    if eligible.shape[0] != g["k"] or context.shape[0] != g["d"]:
+        return False
+    for i in range(context.shape[0]):
+        if not math.isfinite(context[i]):
+            return False
+    return True
+
+
 @kernel(t.int64(F8, MASK, F8))
 def select(state, eligible, context):
     """Choose an arm: the highest score among the arms that ``eligible`` (length K) allows and that meet every
@@ -334,11 +346,8 @@ def select(state, eligible, context):
     h = _header(state)
     g = h[0]
     k, d = g["k"], g["d"]
-    if eligible.shape[0] != k or context.shape[0] != d:
+    if not _arguments_fit(h, eligible, context):
         return -BAD_ARGUMENT
-    for i in range(d):
-        if not math.isfinite(context[i]):
-            return -BAD_ARGUMENT
     m, v = _matrix(h), _vector(h)
     if g["n_cons"] > 0:
         for a in range(k):
@@ -490,12 +499,8 @@ def step(state, reward, metrics, eligible, context):
     if open_bandit(state) != OK:
         return -BAD_STATE
     g = _header(state)[0]
-    k, d = g["k"], g["d"]
-    if eligible.shape[0] != k or context.shape[0] != d:
+    if not _arguments_fit(_header(state), eligible, context):
         return -BAD_ARGUMENT
-    for i in range(d):
-        if not math.isfinite(context[i]):
-            return -BAD_ARGUMENT
     learned = OK
     if g["pending"] == 1:
         learned = update(state, g["last"], reward, metrics)
