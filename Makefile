@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo njit-demo sor test test-slow bench peers contracts asv quickstart api-docs clean
+.PHONY: demo njit-demo sor test test-slow bench peers bandits contracts asv quickstart api-docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit cal
 
 peers: $(BIN)/.installed  ## quality and overhead against nevergrad, optuna, pycma and cmaes: writes docs/peers.md
 	$(BIN)/python bench/peers.py
+
+bandits: $(BIN)/.installed  ## bandit regret against mabwiser and river on the same streams: writes docs/bandit-regret.md
+	$(BIN)/python bench/selection_regret.py
 
 contracts: $(BIN)/.installed  ## timing budgets of every hot-path kernel, as ratios to a calibration loop
 	$(BIN)/arqon contracts
