@@ -15,6 +15,8 @@ from arqon._fastcall import AVAILABLE, FLOAT_VALUE, OB_TYPE, TUPLE_ITEMS, _load,
 from arqon.kernels import bandit as kb
 from arqon.kernels._jit import CACHE, view_at
 
+_PENDING_OFFSET = kb.BANDIT_HEADER.fields["pending"][1]  # bytes into the header
+
 if AVAILABLE:
 
     @numba.cfunc(t.uintp(t.uintp, t.uintp, t.intp, t.uintp), cache=CACHE, error_model="numpy")
@@ -30,7 +32,9 @@ if AVAILABLE:
                                 numba.intp(_load(items[1] + FLOAT_VALUE, np.float64)), np.float64)
                 mask = view_at(numba.uintp(_load(items[2] + FLOAT_VALUE, np.float64)),
                                numba.intp(_load(items[3] + FLOAT_VALUE, np.float64)), np.bool_)
-                if kb.bandit_pending(state) == 1:
+                # with no arm out the checked step raises; a state too short to hold a header goes there too
+                long_enough = state.shape[0] >= kb.BANDIT_HEADER_WORDS
+                if long_enough and _load(state.ctypes.data + _PENDING_OFFSET, np.int64) == 1:
                     arm = kb.step(state, _load(value + FLOAT_VALUE, np.float64), state[:0], mask, state[:0])
                     if arm >= 0:
                         return _py_long(arm)

@@ -119,7 +119,7 @@ def _blocks(k, d, window, history, n_cons):
     return 0, v_hist, v_lin, v_cons, v_ctx, v_ctx + d
 
 
-@kernel(t.int64(F8))
+@kernel(t.int64(F8), inline=True)
 def open_bandit(state):
     """OK when ``state`` is a whole selector state its kernels can run on: magic, layout id, a word count equal to the
     array's size and to what its sizes add up to, every size within its limit and consistent with the policy, the
@@ -321,16 +321,58 @@ def _score(h, m, v, context, eligible):
             score[a] = mean + (spread * sample_normal(rng) if p == LINEAR_THOMPSON else spread)
 
 
-@kernel(t.boolean(BANDIT_TYPE, MASK, F8), inline=True)
-def _arguments_fit(h, eligible, context):
-    """True when the mask has K entries and the context d finite ones."""
+@kernel(t.int64(BANDIT_TYPE, MASK, F8), inline=True)
+def _refuses_choice(h, eligible, context):
+    """What ``select`` would refuse on an opened state, before it touches anything: BAD_ARGUMENT for a mask that
+    does not have K entries or a context that does not have d finite ones, BAD_STATE for a constraint naming a metric
+    or a direction that does not exist; else OK. Allocates: nothing."""
     g = h[0]
-    if eligible.shape[0] != g["k"] or context.shape[0] != g["d"]:
-        return False
+    k = g["k"]
+    if eligible.shape[0] != k or context.shape[0] != g["d"]:
+        return BAD_ARGUMENT
     for i in range(context.shape[0]):
         if not math.isfinite(context[i]):
-            return False
-    return True
+            return BAD_ARGUMENT
+    if g["n_cons"] > 0:
+        m, v = _matrix(h), _vector(h)
+        for a in range(k):
+            if _meets_constraints(h, m, v, a) < 0:
+                return BAD_STATE
+    return OK
+
+
+@kernel(t.int64(BANDIT_TYPE, MASK, F8), inline=True)
+def _choose(h, eligible, context):
+    """``select`` on an opened state whose arguments ``_refuses_choice`` passed. Mutates: state. Returns: the arm."""
+    g = h[0]
+    k, d = g["k"], g["d"]
+    m, v = _matrix(h), _vector(h)
+    _score(h, m, v, context, eligible)
+    best, status = -1, OK
+    if g["policy"] == GLR_KLUCB and g["forced"] > 0.0:  # forced exploration: arm t mod floor(K / alpha), if any
+        period = max(np.int64(k / g["forced"]), k)
+        j = g["t"] % period
+        if j < k and _candidate(h, m, v, eligible, j):
+            best = j
+    if best < 0:
+        score = m[SCORE]
+        top = -math.inf
+        if g["n_cons"] == 0:
+            for a in range(k):
+                if eligible[a] and (best < 0 or score[a] > top):
+                    best, top = a, score[a]
+        else:
+            for a in range(k):
+                if (best < 0 or score[a] > top) and _candidate(h, m, v, eligible, a):
+                    best, top = a, score[a]
+    if best < 0:
+        best, status = g["fallback"], NONE_ELIGIBLE
+    if d > 0:
+        ctx = _blocks(k, d, g["window"], g["history"], g["n_cons"])[4]
+        for i in range(d):
+            v[ctx + i] = context[i]
+    g["last"], g["pending"], g["status"] = best, 1, status
+    return best
 
 
 @kernel(t.int64(F8, MASK, F8))
@@ -344,35 +386,10 @@ def select(state, eligible, context):
     if open_bandit(state) != OK:
         return -BAD_STATE
     h = _header(state)
-    g = h[0]
-    k, d = g["k"], g["d"]
-    if not _arguments_fit(h, eligible, context):
-        return -BAD_ARGUMENT
-    m, v = _matrix(h), _vector(h)
-    if g["n_cons"] > 0:
-        for a in range(k):
-            if _meets_constraints(h, m, v, a) < 0:
-                return -BAD_STATE
-    _score(h, m, v, context, eligible)
-    best, status = -1, OK
-    if g["policy"] == GLR_KLUCB and g["forced"] > 0.0:  # forced exploration: arm t mod floor(K / alpha), if any
-        period = max(np.int64(k / g["forced"]), k)
-        j = g["t"] % period
-        if j < k and _candidate(h, m, v, eligible, j):
-            best = j
-    if best < 0:
-        score = m[SCORE]
-        top = -math.inf
-        for a in range(k):
-            if (best < 0 or score[a] > top) and _candidate(h, m, v, eligible, a):
-                best, top = a, score[a]
-    if best < 0:
-        best, status = g["fallback"], NONE_ELIGIBLE
-    ctx = _blocks(k, d, g["window"], g["history"], g["n_cons"])[4]
-    for i in range(d):
-        v[ctx + i] = context[i]
-    g["last"], g["pending"], g["status"] = best, 1, status
-    return best
+    refused = _refuses_choice(h, eligible, context)
+    if refused != OK:
+        return -refused
+    return _choose(h, eligible, context)
 
 
 @kernel(t.void(BANDIT_TYPE, t.float64[:, ::1], t.float64[::1], t.int64, t.float64))
@@ -444,15 +461,9 @@ def _learn(h, m, v, arm, reward):
         _refresh(h, m, arm)
 
 
-@kernel(t.int64(F8, t.int64, t.float64, F8))
-def update(state, arm, reward, metrics):
-    """Learn ``reward`` (and the ``metrics`` the constraints read, length n_metrics) of the arm chosen last.
-    Mutates: state. Allocates: nothing. Returns: OK, or DRIFT when a GLR test restarted the arm; NOT_ASKED (no arm
-    out), BAD_ARGUMENT (another arm than the one out, a Bernoulli reward outside [0, 1], metrics of the wrong
-    length), NONFINITE and BAD_STATE leave the state unchanged."""
-    if open_bandit(state) != OK:
-        return BAD_STATE
-    h = _header(state)
+@kernel(t.int64(BANDIT_TYPE, t.int64, t.float64, F8), inline=True)
+def _learned(h, arm, reward, metrics):
+    """``update`` on an opened state. Mutates: state, unless refused. Returns: as ``update``."""
     g = h[0]
     if g["pending"] != 1:
         return NOT_ASKED
@@ -490,6 +501,17 @@ def update(state, arm, reward, metrics):
     return g["status"]
 
 
+@kernel(t.int64(F8, t.int64, t.float64, F8))
+def update(state, arm, reward, metrics):
+    """Learn ``reward`` (and the ``metrics`` the constraints read, length n_metrics) of the arm chosen last.
+    Mutates: state. Allocates: nothing. Returns: OK, or DRIFT when a GLR test restarted the arm; NOT_ASKED (no arm
+    out), BAD_ARGUMENT (another arm than the one out, a Bernoulli reward outside [0, 1], metrics of the wrong
+    length), NONFINITE and BAD_STATE leave the state unchanged."""
+    if open_bandit(state) != OK:
+        return BAD_STATE
+    return _learned(_header(state), arm, reward, metrics)
+
+
 @kernel(t.int64(F8, t.float64, F8, MASK, F8))
 def step(state, reward, metrics, eligible, context):
     """``update`` the arm out with ``reward`` and ``metrics``, then ``select`` the next among ``eligible`` at
@@ -498,17 +520,17 @@ def step(state, reward, metrics, eligible, context):
     selection, with nothing touched (the update's DRIFT stays in ``bandit_status``)."""
     if open_bandit(state) != OK:
         return -BAD_STATE
-    g = _header(state)[0]
-    if not _arguments_fit(_header(state), eligible, context):
-        return -BAD_ARGUMENT
+    h = _header(state)
+    refused = _refuses_choice(h, eligible, context)
+    if refused != OK:
+        return -refused
     learned = OK
-    if g["pending"] == 1:
-        learned = update(state, g["last"], reward, metrics)
+    if h[0]["pending"] == 1:
+        learned = _learned(h, h[0]["last"], reward, metrics)
         if learned & ~DRIFT:
             return -learned
-    arm = select(state, eligible, context)
-    if arm >= 0:
-        g["status"] |= learned
+    arm = _choose(h, eligible, context)
+    h[0]["status"] |= learned
     return arm
 
 
