@@ -241,6 +241,22 @@ def test_no_eligible_arm_returns_the_fallback_with_a_status():
     assert kb.select(sel.state, np.zeros(3, np.bool_), NO) == 1 and kb.bandit_status(sel.state) == kb.NONE_ELIGIBLE
 
 
+def test_a_step_refused_for_a_corrupted_constraint_touches_nothing():
+    """The choice's checks run before the update: a constraint naming no metric refuses the whole step."""
+    sel = arqon.Selector({"arms": 3, "policy": "ucb1", "metrics": ["latency"],
+                          "constraints": [{"metric": "latency", "max": 10.0}]})
+    state = sel.state
+    arm = kb.select(state, np.ones(3, np.bool_), NO)
+    assert arm >= 0
+    h = kb.bandit_header(state)
+    cons = kb._blocks(int(h["k"]), int(h["d"]), int(h["window"]), int(h["history"]), int(h["n_cons"]))[3]
+    vector = state[kb.BANDIT_HEADER_WORDS + (kb.BASE_ROWS + 3 * int(h["n_metrics"])) * int(h["k"]):]
+    vector[cons] = 7.0  # metric 7 of 1
+    before = state.copy()
+    assert kb.step(state, 0.5, np.ones(1), np.ones(3, np.bool_), NO) == -kb.BAD_STATE
+    assert np.array_equal(state.view(np.uint64), before.view(np.uint64))  # the update did not land either
+
+
 def test_constraints_mask_an_arm_once_its_metric_breaches_with_confidence():
     sel = arqon.Selector({"arms": ["fast", "slow"], "policy": "ucb1", "metrics": ["latency"],
                           "constraints": [{"metric": "latency", "max": 10.0}], "min_samples": 5, "fallback": "fast"})
