@@ -321,11 +321,14 @@ def _score(h, m, v, context, eligible):
             score[a] = mean + (spread * sample_normal(rng) if p == LINEAR_THOMPSON else spread)
 
 
-@kernel(t.int64(BANDIT_TYPE, MASK, F8), inline=True)
-def _refuses_choice(h, eligible, context):
-    """What ``select`` would refuse on an opened state, before it touches anything: BAD_ARGUMENT for a mask that
-    does not have K entries or a context that does not have d finite ones, BAD_STATE for a constraint naming a metric
-    or a direction that does not exist; else OK. Allocates: nothing."""
+@kernel(t.int64(F8, MASK, F8), inline=True)
+def _refuses_choice(state, eligible, context):
+    """What ``select`` would refuse, before it touches anything: BAD_STATE for a state ``open_bandit`` refuses or a
+    constraint naming a metric or a direction that does not exist, BAD_ARGUMENT for a mask that does not have K
+    entries or a context that does not have d finite ones; else OK. Allocates: nothing."""
+    if open_bandit(state) != OK:
+        return BAD_STATE
+    h = _header(state)
     g = h[0]
     k = g["k"]
     if eligible.shape[0] != k or context.shape[0] != g["d"]:
@@ -343,7 +346,8 @@ def _refuses_choice(h, eligible, context):
 
 @kernel(t.int64(BANDIT_TYPE, MASK, F8), inline=True)
 def _choose(h, eligible, context):
-    """``select`` on an opened state whose arguments ``_refuses_choice`` passed. Mutates: state. Returns: the arm."""
+    """``select`` on a state and arguments ``_refuses_choice`` passed. Mutates: state. Allocates: nothing.
+    Returns: the arm."""
     g = h[0]
     k, d = g["k"], g["d"]
     m, v = _matrix(h), _vector(h)
@@ -357,7 +361,7 @@ def _choose(h, eligible, context):
     if best < 0:
         score = m[SCORE]
         top = -math.inf
-        if g["n_cons"] == 0:
+        if g["n_cons"] == 0:  # the mask alone decides (the loop as measured in docs/selection.md)
             for a in range(k):
                 if eligible[a] and (best < 0 or score[a] > top):
                     best, top = a, score[a]
@@ -367,10 +371,9 @@ def _choose(h, eligible, context):
                     best, top = a, score[a]
     if best < 0:
         best, status = g["fallback"], NONE_ELIGIBLE
-    if d > 0:
-        ctx = _blocks(k, d, g["window"], g["history"], g["n_cons"])[4]
-        for i in range(d):
-            v[ctx + i] = context[i]
+    ctx = _blocks(k, d, g["window"], g["history"], g["n_cons"])[4]
+    for i in range(d):
+        v[ctx + i] = context[i]
     g["last"], g["pending"], g["status"] = best, 1, status
     return best
 
@@ -383,13 +386,10 @@ def select(state, eligible, context):
     nothing. Returns: the arm; the fallback arm with status NONE_ELIGIBLE (see ``bandit_status``) when none is
     eligible; -BAD_STATE or -BAD_ARGUMENT (a mask or context of the wrong length, a non-finite context), with
     nothing touched, when refused."""
-    if open_bandit(state) != OK:
-        return -BAD_STATE
-    h = _header(state)
-    refused = _refuses_choice(h, eligible, context)
+    refused = _refuses_choice(state, eligible, context)
     if refused != OK:
         return -refused
-    return _choose(h, eligible, context)
+    return _choose(_header(state), eligible, context)
 
 
 @kernel(t.void(BANDIT_TYPE, t.float64[:, ::1], t.float64[::1], t.int64, t.float64))
@@ -518,12 +518,10 @@ def step(state, reward, metrics, eligible, context):
     ``context``: one call per measurement (with no arm out, the reward is ignored). Mutates: state. Allocates:
     nothing. Returns: the next arm (the fallback with NONE_ELIGIBLE), or minus the flags of a refused update or
     selection, with nothing touched (the update's DRIFT stays in ``bandit_status``)."""
-    if open_bandit(state) != OK:
-        return -BAD_STATE
-    h = _header(state)
-    refused = _refuses_choice(h, eligible, context)
+    refused = _refuses_choice(state, eligible, context)
     if refused != OK:
         return -refused
+    h = _header(state)
     learned = OK
     if h[0]["pending"] == 1:
         learned = _learned(h, h[0]["last"], reward, metrics)

@@ -250,7 +250,7 @@ def test_a_step_refused_for_a_corrupted_constraint_touches_nothing():
     assert arm >= 0
     h = kb.bandit_header(state)
     cons = kb._blocks(int(h["k"]), int(h["d"]), int(h["window"]), int(h["history"]), int(h["n_cons"]))[3]
-    vector = state[kb.BANDIT_HEADER_WORDS + (kb.BASE_ROWS + 3 * int(h["n_metrics"])) * int(h["k"]):]
+    vector = state[kb.BANDIT_HEADER_WORDS + kb.bandit_matrix(state).size:]  # the blocks follow the matrix
     vector[cons] = 7.0  # metric 7 of 1
     before = state.copy()
     assert kb.step(state, 0.5, np.ones(1), np.ones(3, np.bool_), NO) == -kb.BAD_STATE
