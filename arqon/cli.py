@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from arqon import catalog_cli
 from arqon.config import ConfigError
 
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Call every Python entry point once on a small state, so that compiled code is "
                                     "in Numba's cache before a live loop needs it. Run it in the image or at deploy "
                                     "time; the first call in production then costs a cache load, not a compile.")
+    catalog_cli.add_parser(commands)
     return parser
 
 
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.command == "warmup":
             return _warmup()
+        if args.command == "catalog":
+            return catalog_cli.run(args)
     except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt and LogIncompatible are ValueErrors
         print(f"arqon {args.command}: {e}", file=sys.stderr)
         return 2

@@ -29,6 +29,10 @@ SECTIONS = [
     ("arqon.kernels.audit", None, "Audited tuner calls inside `@njit` (the ring from `AuditLog.ring`)."),
     ("arqon.audit", ["read_log", "replay", "record_dicts"], "Reading and replaying audit logs."),
     ("arqon.report", ["report", "read_trace", "Trace", "plot_trace"], "Reports from audit logs."),
+    ("arqon.catalog", ["load_catalog", "Catalog", "CatalogRefused", "generate_key", "public_key", "key_id",
+                       "init_catalog", "add_variant", "promote", "sign_catalog", "read_catalog", "load_figures",
+                       "Variant", "Payload", "Envelope", "Evidence", "VariantMeta"],
+     "The approved variant catalog: signed, versioned, lifecycle-governed (`arqon catalog` on the command line)."),
 ]
 
 

@@ -15,7 +15,7 @@ def python_blocks(name):
     return BLOCK.findall((DOCS / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["quickstart.md", "cookbook.md"])
+@pytest.mark.parametrize("name", ["quickstart.md", "cookbook.md", "catalog.md"])
 def test_every_python_block_runs(name, tmp_path, monkeypatch, capsys):
     """The blocks of one page run in order in one namespace, as a reader would paste them; their asserts must hold."""
     blocks = python_blocks(name)
