@@ -133,6 +133,9 @@ class AuditLog:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
+        if executor is not None and executor.variants:
+            raise ConfigError("an executor that swaps catalog variants cannot be recorded yet: the log has no variant "
+                              "records (record the selector: AuditLog(path, selector=...))")
         if executor is not None and executor.names != tuner.names:
             raise ConfigError("the executor was built for other parameters than the tuner's")
         self.tuner, self.executor, self.selector = tuner, executor, selector

@@ -524,29 +524,44 @@ def _check_body(path: Path, body: Body, now: dt.datetime, hash_payloads: bool):
                                  "directory")
     if not hash_payloads:
         return
-    live = [v for v in body.variants if v.lifecycle != "retired"]
-    for v in live:
-        problem = _payload_problem(root, v.payload)
-        if problem:
-            raise CatalogRefused(f"{path}: variant {v.key}: payload {v.payload.path} {problem}")
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise CatalogRefused(f"{path}: cannot open the catalog's directory: {e.strerror}") from None
+    try:
+        for v in body.variants:
+            problem = None if v.lifecycle == "retired" else _payload_problem(root_fd, v.payload)
+            if problem:
+                raise CatalogRefused(f"{path}: variant {v.key}: payload {v.payload.path} {problem}")
+    finally:
+        os.close(root_fd)
 
 
-def _payload_problem(root: str, payload: Payload) -> str | None:
-    """What is wrong with a payload file (its length or its sha256), or None. Reads it in 1 MiB chunks."""
+def _payload_problem(root: int, payload: Payload) -> str | None:
+    """What is wrong with a payload file (its length or its sha256), or None. ``root``: the catalog directory's file
+    descriptor. Reads up to 1 MiB at a time, asking for one byte past the signed length (which tells a longer file);
+    a short read of a regular file is its end."""
     digest, length = hashlib.sha256(), 0
     try:
-        with open(os.path.join(root, payload.path), "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size != payload.length:
-                return f"has {size} bytes, {payload.length} signed"
-            while length < size:
-                chunk = f.read(min(1 << 20, size - length))
-                if not chunk:
-                    return f"has {length} bytes, {payload.length} signed"
-                digest.update(chunk)
-                length += len(chunk)
+        fd = os.open(payload.path, os.O_RDONLY, dir_fd=root)
     except OSError as e:
         return f"cannot be read: {e.strerror}"
+    try:
+        while True:
+            want = min(1 << 20, payload.length + 1 - length)
+            chunk = os.read(fd, want)
+            digest.update(chunk)
+            length += len(chunk)
+            if len(chunk) < want:
+                break
+            if length > payload.length:
+                return f"has more than {payload.length} bytes, {payload.length} signed"
+    except OSError as e:
+        return f"cannot be read: {e.strerror}"
+    finally:
+        os.close(fd)
+    if length != payload.length:
+        return f"has {length} bytes, {payload.length} signed"
     if digest.hexdigest() != payload.sha256:
         return "has another sha256 than the signed one"
     return None

@@ -15,7 +15,7 @@ from arqon.policy import SLO_OPS, Policy, load_policy, ordered_metrics
 from arqon.tuner import Tuner
 
 Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
-    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "COOLDOWN", "DWELL", "RATE_LIMIT", "RISK_BUDGET",
+    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "NOT_WHOLE", "COOLDOWN", "DWELL", "RATE_LIMIT", "RISK_BUDGET",
     "HALTED", "SAFE_MODE", "REJECTED", "NO_CHANGE", "NOTHING_STAGED", "BAD_STATE", "APPLIED", "STAGE_PASSED",
     "PROMOTED", "SLO_BREACH", "CANARY_FAILED", "DEADLINE", "ROLLED_BACK", "ABORTED", "SAFE_MODE_ENTERED", "KILLED",
     "OPERATOR_RESUMED")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
@@ -41,19 +41,42 @@ _SNAPBACK, _KILL, _RESUME, _SHADOW = (entry_point(k) for k in (g.guard_snapback,
                                                                  g.guard_shadow))
 
 
-def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
-    """Allocate and fill an executor state for ``tuner``'s parameters under ``policy``; ConfigError if they disagree."""
-    params = tuner.config.params
+def _variant_ids(policy: Policy, catalog) -> tuple[str, ...]:
+    """The catalog's approved in-scope variant ids (the variant column's values are their indices), or ()."""
+    if catalog is None:
+        if policy.variant is not None:
+            raise ConfigError("policy: a `variant` section needs a catalog: Executor(policy, tuner, catalog=...)")
+        return ()
+    if policy.variant is None:
+        raise ConfigError("policy: the executor was given a catalog but the policy allows no variant swap: add a "
+                          "`variant` section")
+    ids = tuple(catalog.ids)
+    if not ids:
+        raise ConfigError(f"catalog {catalog.name} v{catalog.version} has no approved variant in scope "
+                          f"{catalog.scope}")
+    if policy.variant.known_good is not None and policy.variant.known_good not in ids:
+        raise ConfigError(f"policy: variant.known_good {policy.variant.known_good!r} is not an approved variant in "
+                          f"scope (approved: {', '.join(ids)})")
+    return ids
+
+
+def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.ndarray:
+    """Allocate and fill an executor state for ``tuner``'s parameters (if any) and the variant of ``catalog`` (if
+    any, as the last column) under ``policy``; ConfigError if they disagree."""
+    params = tuner.config.params if tuner is not None else []
     names = [p.name for p in params]
     unknown = sorted(set(policy.params) - set(names))
     if unknown:
         raise ConfigError(f"policy: params names parameters the tuner does not have: {', '.join(unknown)}")
-    d, slos = len(params), policy.parsed_slos
+    variants = _variant_ids(policy, catalog)
+    if not params and not variants:
+        raise ConfigError("an executor needs a tuner, a catalog, or both")
+    d, slos = len(params) + bool(variants), policy.parsed_slos
     stages = policy.canary.stages if policy.canary else []
     state = g.new_guard_state(d, len(policy.metrics), len(slos), len(stages))
     m = g.guard_matrix(state)
 
-    baseline = dict(tuner.recommend())
+    baseline = dict(tuner.recommend()) if tuner is not None else {}
     for name, value in (policy.baseline or {}).items():
         if name not in baseline:
             raise ConfigError(f"policy: baseline names {name!r}, which the tuner does not have")
@@ -65,12 +88,17 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
                               "params, or drop it from the tuner")
         lo = p.min if rule.min is None else rule.min
         hi = p.max if rule.max is None else rule.max
-        if p.min < lo or p.max > hi:
+        whole = (math.ceil(p.min), math.floor(p.max)) if p.integer else (p.min, p.max)  # what the tuner proposes
+        if p.integer:  # the whole numbers inside the bounds
+            lo, hi = math.ceil(lo), math.floor(hi)
+        if whole[0] < lo or whole[1] > hi:
             raise ConfigError(f"policy: params.{p.name} bounds [{lo}, {hi}] do not contain the tuner's "
                               f"[{p.min}, {p.max}]: the tuner would propose values the executor never applies")
         value = baseline[p.name]
         if not (math.isfinite(value) and lo <= value <= hi):
             raise ConfigError(f"policy: baseline {p.name} = {value} is outside [{lo}, {hi}]")
+        if p.integer and value != math.floor(value):
+            raise ConfigError(f"policy: baseline {p.name} = {value}: {p.name} is an integer parameter")
         step = rule.max_delta if rule.max_delta is not None else (
             rule.max_delta_fraction * (hi - lo) if rule.max_delta_fraction is not None else g.NO_LIMIT)
         if p.integer and rule.max_delta is None and step < g.NO_LIMIT:
@@ -81,6 +109,14 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
         m[[g.SNAP0, g.SNAP1, g.BASELINE], i] = value
         m[g.LO, i], m[g.HI, i], m[g.MAX_STEP, i] = lo, hi, step
         m[g.ALLOWED, i], m[g.COOLDOWN_STEPS, i], m[g.UNTIL, i] = 1.0, rule.cooldown, g.NEVER
+        m[g.WHOLE, i] = float(p.integer)
+    if variants:
+        v = d - 1
+        known_good = variants.index(policy.variant.known_good) if policy.variant.known_good else 0
+        m[[g.SNAP0, g.SNAP1, g.BASELINE], v] = known_good
+        m[g.LO, v], m[g.HI, v], m[g.MAX_STEP, v] = 0.0, len(variants) - 1.0, g.NO_LIMIT
+        m[g.ALLOWED, v], m[g.COOLDOWN_STEPS, v], m[g.UNTIL, v] = 1.0, policy.variant.cooldown, g.NEVER
+        m[g.WHOLE, v] = 1.0
     index = {name: j for j, name in enumerate(policy.metrics)}
     for s, slo in enumerate(slos):
         m[g.SLO_METRIC, s], m[g.SLO_OP, s] = index[slo.metric], SLO_OPS[slo.op]
@@ -106,12 +142,18 @@ def build_guard_state(policy: Policy, tuner: Tuner) -> np.ndarray:
 
 class Executor:
     """Applies a tuner's proposals to live parameters under a policy: validate, clip or reject, stage, flip, canary,
-    promote or roll back. ``live`` is what the system should run with; every call takes the caller's step ``now``."""
+    promote or roll back. ``live`` is what the system should run with; every call takes the caller's step ``now``.
 
-    def __init__(self, policy, tuner: Tuner):
+    With ``catalog`` (an ``arqon.catalog.Catalog``) and a ``variant`` section in the policy, the snapshot's last column,
+    ``variant``, is the index of the live variant among ``catalog.variants`` (approved, in scope): swapped under the
+    same guardrails as the knobs (allowlist, cooldown, dwell, rate limit, canary, rollback to known-good, kill switch,
+    snapback), atomically with them. ``tuner`` may be None when only the variant is tuned (by a ``Selector``)."""
+
+    def __init__(self, policy, tuner: Tuner | None = None, catalog=None):
         self.policy = load_policy(policy)
-        self.names = tuner.names
-        self._state = build_guard_state(self.policy, tuner)
+        self.variants = _variant_ids(self.policy, catalog)  # the ids behind the variant column's indices
+        self.names = (tuner.names if tuner is not None else ()) + (("variant",) if self.variants else ())
+        self._state = build_guard_state(self.policy, tuner, catalog)
         self._mat = g.guard_matrix(self._state)
         self._h = g.guard_header(self._state)
         self._d = len(self.names)
@@ -145,8 +187,32 @@ class Executor:
 
     @property
     def baseline(self) -> dict:
-        """The known-good values by name: what a rollback, snapback or kill makes live."""
-        return dict(zip(self.names, self._mat[g.BASELINE, : self._d].tolist(), strict=True))
+        """The known-good values by name (the variant by its id): what a rollback, snapback or kill makes live."""
+        return self._named(self._mat[g.BASELINE, : self._d])
+
+    @property
+    def variant(self) -> str:
+        """The id of the live variant (ValueError when the executor has no catalog)."""
+        if not self.variants:
+            raise ValueError("variant: this executor has no catalog")
+        return self.variants[int(self.live[-1])]
+
+    def _named(self, row) -> dict:
+        values = dict(zip(self.names, row.tolist(), strict=True))
+        if self.variants:
+            values["variant"] = self.variants[int(values["variant"])]
+        return values
+
+    def variant_index(self, variant: int | str) -> int:
+        """The variant column's value for ``variant`` (an id of ``variants`` or an index); ValueError naming the
+        approved ids for anything else."""
+        if isinstance(variant, str):
+            if variant in self.variants:
+                return self.variants.index(variant)
+        elif isinstance(variant, (int, np.integer)) and 0 <= variant < len(self.variants):
+            return int(variant)
+        raise ValueError(f"variant {variant!r} is not an approved variant in scope (approved: "
+                         f"{', '.join(self.variants) or 'none: this executor has no catalog'})")
 
     @property
     def phase(self) -> Phase:
@@ -173,9 +239,17 @@ class Executor:
             missing = [n for n in self.names if n not in x]
             if missing or len(x) != self._d:
                 raise ValueError(f"proposal must name exactly {list(self.names)}; missing {missing}")
-            x = [x[n] for n in self.names]
+            x = [self.variant_index(x[n]) if n == "variant" else x[n] for n in self.names]
         self._proposal[:] = x  # raises on a wrong length
         return self._proposal
+
+    def swap(self, variant: int | str, now: int) -> Flags:
+        """Offer the live knobs with ``variant`` (an id or index of ``variants``) as the live variant: ``offer``'s
+        guardrails decide."""
+        index = self.variant_index(variant)
+        self._proposal[:] = self.live
+        self._proposal[-1] = index
+        return self._decided(audit_kinds.OFFER, now, _OFFER(self._state, self._proposal, int(now)))
 
     def offer(self, x, now: int) -> Flags:
         """Validate ``x`` (clip or reject), stage it and make it live, starting its canary."""
@@ -215,15 +289,37 @@ class Executor:
         """The operator's way out of the kill switch and of safe mode."""
         return self._decided(audit_kinds.RESUME, now, _RESUME(self._state, int(now)))
 
-    def step(self, tuner: Tuner, metrics, value: float, now: int) -> Flags:
-        """One turn of measure, decide, apply. ``metrics`` and ``value`` (the tuner's cost) were measured with the
-        snapshot live before this call. The tuner is told ``value`` only if that snapshot is its pending proposal;
-        otherwise its proposal stays pending while the executor moves the live values toward it within the policy.
-        Then the metrics are observed (which may roll back) and the tuner's next proposal is offered."""
-        source = tuner if self._log is None else self._log  # the log's ask/tell are the tuner's, recorded
+    def step(self, tuner: Tuner | None, metrics, value: float, now: int, selector=None,
+             reward: float | None = None) -> Flags:
+        """One turn of measure, decide, apply. ``metrics``, ``value`` (the tuner's cost) and ``reward`` (the
+        selector's) were measured with the snapshot live before this call. The tuner is told ``value`` only if the
+        live knobs are its pending proposal, and the selector ``reward`` only if the live variant is its arm out;
+        otherwise the proposal (the arm) stays pending while the executor moves toward it within the policy. Then the
+        metrics are observed (which may roll back) and the next proposal and arm are offered together."""
+        if selector is not None and selector.names != self.variants:
+            raise ValueError(f"selector: its arms {list(selector.names)} are not the catalog's approved variants "
+                             f"{list(self.variants)}, in that order")
+        if tuner is None and selector is None:
+            raise ValueError("step: pass a tuner, a selector, or both")
         measured = self.live
-        pending = source.ask()
-        if np.array_equal(measured, pending):
-            source.tell(value)
+        if tuner is not None:
+            source = tuner if self._log is None else self._log  # the log's ask/tell are the tuner's, recorded
+            if np.array_equal(measured[: len(tuner.names)], source.ask()):
+                source.tell(value)
+        arm = None
+        if selector is not None:
+            if reward is None:
+                raise ValueError("step: a selector needs the reward measured with the live variant")
+            arm = selector.pending
+            if arm is None:
+                arm = selector.select()
+            elif arm == int(measured[-1]):
+                arm = selector.step(reward)
         flags = self.observe(metrics, now)
-        return flags | self.offer(source.ask(), now)
+        proposal = self._proposal
+        proposal[:] = self.live
+        if tuner is not None:
+            proposal[: len(tuner.names)] = source.ask()
+        if arm is not None:
+            proposal[-1] = arm
+        return flags | self._decided(audit_kinds.OFFER, now, _OFFER(self._state, proposal, int(now)))

@@ -80,8 +80,16 @@ class Slo(msgspec.Struct, frozen=True):
         return cls(m.group(1), m.group(2), limit, m.group(4) is not None)
 
 
+class VariantPolicy(_Struct):
+    """How the executor may swap the live variant, one of a catalog's approved variants in scope: the snapshot's
+    ``variant`` column holds its index, changed atomically with the knobs (one generation counter for both)."""
+
+    cooldown: Steps = 0  # fewest steps between two swaps
+    known_good: Name | None = None  # the variant live at start and after a rollback (default: the catalog's first)
+
+
 class Policy(_Struct):
-    """Guardrails for applying a tuner's proposals to a live system."""
+    """Guardrails for applying a tuner's proposals (and a selector's variants) to a live system."""
 
     params: dict[Name, ParamPolicy]  # the allowlist
     mode: Literal["clip", "reject"] = "clip"  # what to do with a proposal that breaks bounds, max delta or cooldown
@@ -95,6 +103,7 @@ class Policy(_Struct):
     safe_mode_after: Annotated[int, Meta(ge=0)] = 3  # consecutive rollbacks that enter safe mode; 0 = never
     baseline_smoothing: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1  # EMA weight of known-good metrics
     baseline: dict[Name, float] | None = None  # the known-good values (default: the tuner's initial values)
+    variant: VariantPolicy | None = None  # allows swapping the catalog variant (None: the executor has no variant)
 
     def __post_init__(self):
         for name, param in self.params.items():
@@ -110,6 +119,8 @@ class Policy(_Struct):
                 raise ValueError(f"slos[{i}]: {e}") from None
             if slo.metric not in self.metrics:
                 raise ValueError(f"slos[{i}]: unknown metric {slo.metric!r}; declare it in `metrics`")
+        if "variant" in self.params or (self.baseline and "variant" in self.baseline):
+            raise ValueError("`variant` is not a knob: allow variant swaps with a `variant` section")
         if self.canary is not None and self.canary.metric not in self.metrics:
             raise ValueError(f"canary.metric {self.canary.metric!r} is not declared in `metrics`")
 

@@ -9,6 +9,8 @@ Time is the caller's integer step ``now``; nothing here reads a clock. Every ker
 (why a proposal was clipped or rejected) in the low bits, events (what changed) in the high bits.
 """
 
+import math
+
 import numba
 import numpy as np
 from numba import types as t
@@ -30,6 +32,7 @@ REJECTED = 1 << 10  # set with at least one reason when nothing was staged
 NO_CHANGE = 1 << 11  # the (clipped) proposal equals the live snapshot: nothing to stage
 NOTHING_STAGED = 1 << 12  # apply with no staged candidate
 MAX_DELTA = 1 << 13  # a change larger than the parameter's max delta
+NOT_WHOLE = 1 << 14  # a fractional value for a whole-number parameter (an integer knob, a variant index): refused
 # events
 STAGED_EVENT = 1 << 16
 APPLIED = 1 << 17  # a candidate went live: canary stage 0
@@ -88,8 +91,9 @@ METRICS = 9  # last observed metrics
 BASE_METRICS = 10  # EMA of metrics observed while known-good is live
 SLO_METRIC, SLO_OP, SLO_LIMIT, SLO_RELATIVE = 11, 12, 13, 14
 STAGE_SAMPLES, STAGE_REGRESSION = 15, 16
-SCRATCH = 17  # the clipped candidate being validated
-GUARD_ROWS = 18
+WHOLE = 17  # 1.0 where the parameter takes whole numbers only (an integer knob, a variant index)
+SCRATCH = 18  # the clipped candidate being validated
+GUARD_ROWS = 19
 GUARD_LAYOUT = layout_id("guard", GUARD_HEADER.descr, GUARD_HEADER.itemsize, GUARD_ROWS, RATE_MAX)
 MAX_WIDTH = MAX_D  # the widest matrix a state may have
 
@@ -188,11 +192,11 @@ def _tick(h, m, now):
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.float64), inline=True)
 def _reasons(h, m, proposal, t):
     """Why ``proposal`` cannot go live as it stands, at time ``t``: NONFINITE, or the union over parameters of
-    OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the proposal clipped
-    into bounds and max delta); 0 if none. Mutates: nothing. Allocates: nothing."""
+    NOT_WHOLE, OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the
+    proposal clipped into bounds and max delta); 0 if none. Mutates: nothing. Allocates: nothing."""
     g = h[0]
     live = g["live"]
-    nonfinite = not_allowed = outside = far = cooling = False
+    nonfinite = not_allowed = outside = far = cooling = fractional = False
     # booleans ORed, no branch: LLVM vectorizes the loop
     for i in range(g["d"]):
         current = m[live, i]
@@ -206,10 +210,11 @@ def _reasons(h, m, proposal, t):
         nonfinite |= not (abs(proposed) <= 1.7976931348623157e308)
         not_allowed |= ~allowed & (proposed != current)
         outside |= (proposed < lo) | (proposed > hi)
+        fractional |= (m[WHOLE, i] != 0.0) & (proposed != math.floor(proposed))
     if nonfinite:
         return NONFINITE
     return ((NOT_ALLOWED if not_allowed else 0) | (OUT_OF_BOUNDS if outside else 0) | (MAX_DELTA if far else 0)
-            | (COOLDOWN if cooling else 0))
+            | (COOLDOWN if cooling else 0) | (NOT_WHOLE if fractional else 0))
 
 
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
@@ -251,12 +256,14 @@ def _validate(h, m, proposal, now):
             limit = 0.0 if t < m[UNTIL, i] else m[MAX_STEP, i]
             want = min(max(proposal[i], max(m[LO, i], current - limit)), min(m[HI, i], current + limit))
             m[SCRATCH, i] = want
-            clipped |= want != proposal[i]
+            clipped |= (want != proposal[i]) | ((m[WHOLE, i] != 0.0) & (want != math.floor(want)))
             changed |= want != current
         if clipped:
             reasons = _reasons(h, m, proposal, t)
             if reasons & NONFINITE:
                 return REJECTED | NONFINITE
+            if reasons & NOT_WHOLE:  # clipping never makes a fraction whole: refused, as in reject mode
+                return REJECTED | reasons
     if g["risk_budget"] > 0:
         differs = 0
         for i in range(d):

@@ -82,6 +82,9 @@ def _tampered(d, path):
     def payload_truncated():
         (d / "int8.bin").write_bytes(b"int8" * 99)
 
+    def payload_longer():
+        (d / "int8.bin").write_bytes(b"int8" * 100 + b"!")
+
     def payload_gone():
         (d / "fp16.bin").unlink()
 
@@ -151,6 +154,7 @@ def _tampered(d, path):
     return [
         ("payload hash differs", payload_changed, {}, "another sha256 than the signed one"),
         ("payload truncated", payload_truncated, {}, "396 bytes, 400 signed"),
+        ("payload longer", payload_longer, {}, "has more than 400 bytes, 400 signed"),
         ("payload missing", payload_gone, {}, "cannot be read: No such file"),
         ("untrusted key", rogue_signs, {}, "not trusted"),
         ("too few signatures", one_signature, {"threshold": 2}, "1 valid signature(s) by trusted keys, 2 required"),

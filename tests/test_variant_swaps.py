@@ -1,0 +1,155 @@
+"""Variant swaps through the safety executor: the snapshot's `variant` column (an index among a catalog's approved,
+in-scope variants) obeys the same guardrails as the knobs and changes atomically with them."""
+
+import numba
+import numpy as np
+import pytest
+
+import arqon
+from arqon import catalog as cat
+from arqon.config import ConfigError
+from arqon.executor import Flags
+from arqon.kernels import guard as g
+
+
+def make_catalog(d, approved=("int8", "fp16", "fp32"), scope="prod"):
+    """A signed catalog in ``d``: ``approved`` in prod, ``exit3`` a candidate, ``int4`` retired; loaded for ``scope``."""
+    cat.generate_key(d / "k")
+    path = d / "cat.json"
+    cat.init_catalog(path, "variants")
+    for name in (*approved, "exit3", "int4"):
+        (d / f"{name}.bin").write_bytes(name.encode())
+        cat.add_variant(path, name, 1, d / f"{name}.bin", {"scopes": ["prod"]})
+    for name in (*approved, "int4"):
+        cat.promote(path, name, "approved", by="test")
+    cat.promote(path, "int4", "retired", by="test")
+    cat.sign_catalog(path, d / "k")
+    return cat.load_catalog(path, [d / "k.pub"], scope=scope, state=False)
+
+
+def policy(**extra):
+    return {"params": {"x": {"max_delta": 1.0}}, "metrics": ["lat"], "slos": ["lat <= 10"], "safe_mode_after": 0,
+            "variant": {"cooldown": 5, "known_good": "fp16"}, **extra}
+
+
+def tuner():
+    return arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 10, "init": 5}], "seed": 1})
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    return make_catalog(tmp_path)
+
+
+def test_the_variant_starts_known_good_and_swaps_under_its_cooldown(catalog):
+    ex = arqon.Executor(policy(mode="reject"), tuner(), catalog)
+    assert (ex.names, ex.variants, ex.variant) == (("x", "variant"), ("int8", "fp16", "fp32"), "fp16")
+    assert ex.swap("fp32", now=0) & Flags.APPLIED and ex.variant == "fp32"
+    assert ex.live.tolist() == [5.0, 2.0]
+    ex.observe({"lat": 1.0}, now=1)  # clean: promoted
+    flags = ex.swap("int8", now=3)  # within the 5-step cooldown of the last swap
+    assert flags & Flags.REJECTED and flags & Flags.COOLDOWN and ex.variant == "fp32"
+    assert ex.swap("int8", now=5) & Flags.APPLIED and ex.variant == "int8"
+    assert ex.baseline == {"x": 5.0, "variant": "fp32"}  # promoted at its clean observation
+
+
+def test_clip_mode_keeps_the_live_variant_while_it_cools_down(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    ex.swap("fp32", now=0)
+    ex.observe({"lat": 1.0}, now=1)
+    flags = ex.swap("int8", now=2)
+    assert flags & Flags.COOLDOWN and flags & Flags.NO_CHANGE and ex.variant == "fp32"
+
+
+def test_knobs_and_variant_go_live_together_and_roll_back_together(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    generation = ex.generation
+    assert ex.offer({"x": 6.0, "variant": "int8"}, now=0) & Flags.APPLIED
+    assert (ex.live.tolist(), ex.generation) == ([6.0, 0.0], generation + 1)  # one flip for both
+    flags = ex.observe({"lat": 50.0}, now=1)  # a hard SLO breach
+    assert flags & Flags.SLO_BREACH and flags & Flags.ROLLED_BACK
+    assert (ex.live.tolist(), ex.variant, ex.generation) == ([5.0, 1.0], "fp16", generation + 2)
+
+
+def test_kill_snapback_and_resume_cover_the_variant(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    ex.swap("int8", now=0)
+    assert ex.kill(now=1) & Flags.KILLED and ex.variant == "fp16"
+    assert ex.swap("fp32", now=10) & Flags.HALTED and ex.variant == "fp16"
+    ex.resume(now=11)
+    ex.swap("fp32", now=12)
+    assert ex.variant == "fp32"
+    ex.snapback(now=13)
+    assert ex.variant == "fp16"
+
+
+@pytest.mark.parametrize("variant", ["exit3", "int4", "nope", 3, -1])
+def test_a_candidate_retired_unknown_or_out_of_range_variant_is_refused_by_name(catalog, variant):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    with pytest.raises(ValueError, match="not an approved variant in scope \\(approved: int8, fp16, fp32\\)"):
+        ex.swap(variant, now=0)
+    assert ex.variant == "fp16" and ex.generation == 0
+
+
+@numba.njit
+def _offer(state, proposal, now):
+    return g.guard_offer(state, proposal, now)
+
+
+@pytest.mark.parametrize("mode", ["clip", "reject"])
+def test_inside_njit_a_fractional_or_out_of_range_index_never_goes_live(catalog, mode):
+    ex = arqon.Executor(policy(mode=mode), tuner(), catalog)
+    before = g.guard_matrix(ex.state)[: g.SCRATCH].copy()  # every row but the validation's scratch row
+    for index, reason in ((1.5, g.NOT_WHOLE), (np.nan, g.NONFINITE)):
+        flags = _offer(ex.state, np.array([5.0, index]), 0)
+        assert flags & g.REJECTED and flags & reason
+        assert np.array_equal(g.guard_matrix(ex.state)[: g.SCRATCH], before, equal_nan=True)
+    flags = _offer(ex.state, np.array([5.0, 7.0]), 0)
+    if mode == "reject":
+        assert flags & g.REJECTED and flags & g.OUT_OF_BOUNDS and ex.variant == "fp16"
+    else:  # clipped into [0, 2]: the last approved variant
+        assert flags & g.OUT_OF_BOUNDS and flags & g.APPLIED and ex.variant == "fp32"
+    assert int(ex.live[-1]) == ex.live[-1] and 0 <= ex.live[-1] < len(ex.variants)
+
+
+def test_an_integer_knob_is_never_live_with_a_fraction():
+    t = arqon.Tuner({"params": [{"name": "batch", "min": 1, "max": 64, "integer": True, "init": 8}]})
+    ex = arqon.Executor({"params": {"batch": {}}, "mode": "clip"}, t)
+    flags = ex.offer([3.7], now=0)
+    assert flags & Flags.REJECTED and ex.live.tolist() == [8.0]
+    with pytest.raises(ConfigError, match="baseline batch = 2.5: batch is an integer parameter"):
+        arqon.Executor({"params": {"batch": {}}, "baseline": {"batch": 2.5}}, t)
+
+
+def test_a_selector_picks_the_variant_and_learns_only_from_what_was_live(catalog):
+    """The best variant (fp32) wins most of the live time; every live variant is approved."""
+    rng = np.random.default_rng(0)
+    quality = {"int8": 0.3, "fp16": 0.5, "fp32": 0.8}
+    sel = arqon.Selector({"arms": list(catalog.ids), "policy": "thompson", "seed": 3})
+    ex = arqon.Executor({**policy(variant={"cooldown": 2}), "params": {}}, None, catalog)
+    assert ex.names == ("variant",)
+    live, played = [], 0
+    for now in range(2000):
+        variant = ex.variant
+        live.append(variant)
+        reward = float(rng.random() < quality[variant])
+        before = sel.pending
+        ex.step(None, {"lat": 1.0}, float("nan"), now, selector=sel, reward=reward)
+        played += before is not None and before == ex.variants.index(variant)
+    assert set(live) <= set(catalog.ids)
+    assert live[-500:].count("fp32") > 400, {v: live.count(v) for v in quality}
+    assert sel.stats()["fp32"]["plays"] + sel.stats()["int8"]["plays"] + sel.stats()["fp16"]["plays"] == played
+
+
+def test_mismatches_between_policy_catalog_and_selector_are_config_errors(catalog, tmp_path):
+    with pytest.raises(ConfigError, match="needs a catalog"):
+        arqon.Executor(policy(), tuner())
+    with pytest.raises(ConfigError, match="allows no variant swap"):
+        arqon.Executor({k: v for k, v in policy().items() if k != "variant"}, tuner(), catalog)
+    with pytest.raises(ConfigError, match="known_good 'int4' is not an approved variant"):
+        arqon.Executor(policy(variant={"known_good": "int4"}), tuner(), catalog)
+    with pytest.raises(ConfigError, match="`variant` is not a knob"):
+        arqon.Executor({**policy(), "params": {"variant": {}}}, tuner(), catalog)
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    with pytest.raises(ValueError, match="selector: its arms"):
+        ex.step(None, {"lat": 1.0}, 0.0, 0, selector=arqon.Selector({"arms": ["fp16", "int8", "fp32"]}), reward=1.0)
