@@ -366,6 +366,15 @@ def guard_apply(state, now):
     return flags
 
 
+@kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
+def _offer(h, m, proposal, now):
+    flags = _propose(h, m, proposal, now)
+    if flags & STAGED_EVENT:
+        flags |= _apply(h, m, now)
+    h[0]["last_flags"] = flags
+    return flags
+
+
 @kernel(t.int64(F8, F8, t.int64))
 def guard_offer(state, proposal, now):
     """Validate, stage and apply in one call: the path a tuner's proposal takes. Mutates: state. Allocates: nothing.
@@ -375,12 +384,26 @@ def guard_offer(state, proposal, now):
     h = _header(state)
     if proposal.shape[0] < h[0]["d"]:
         return BAD_STATE
+    return _offer(h, _matrix(h), borrow(proposal), now)
+
+
+@kernel(t.int64(F8, F8, t.int64, t.float64, t.int64))
+def guard_swap(state, proposal, column, value, now):
+    """``guard_offer`` of the live snapshot with ``column`` set to ``value`` (e.g. the variant column to another
+    variant's index), ``proposal`` (>= d words) its work space. Mutates: state, proposal. Allocates: nothing.
+    Returns: as ``guard_offer``; BAD_STATE (nothing touched) also for a column outside the snapshot."""
+    if open_guard(state) != OK:
+        return BAD_STATE
+    h = _header(state)
+    d = h[0]["d"]
+    if proposal.shape[0] < d or not 0 <= column < d:
+        return BAD_STATE
     m = _matrix(h)
-    flags = _propose(h, m, borrow(proposal), now)
-    if flags & STAGED_EVENT:
-        flags |= _apply(h, m, now)
-    h[0]["last_flags"] = flags
-    return flags
+    live = h[0]["live"]
+    for i in range(d):
+        proposal[i] = m[live, i]
+    proposal[column] = value
+    return _offer(h, m, borrow(proposal), now)
 
 
 @kernel(t.boolean(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)

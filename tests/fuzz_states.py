@@ -192,6 +192,7 @@ def _guard_njit_calls(state, proposal, metrics, out, steps):
     s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
     s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
     s |= g.guard_snapback(state, 6) | g.guard_kill(state, 7) | g.guard_resume(state, 8)
+    s |= g.guard_swap(state, out, 0, proposal[0] + 1.0, 9)
     live = g.guard_live(state).shape[0]
     for i in range(steps):
         proposal[0] += 0.25

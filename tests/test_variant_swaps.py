@@ -112,6 +112,18 @@ def test_inside_njit_a_fractional_or_out_of_range_index_never_goes_live(catalog,
     assert int(ex.live[-1]) == ex.live[-1] and 0 <= ex.live[-1] < len(ex.variants)
 
 
+def test_guard_swap_inside_njit_changes_one_column_and_refuses_a_column_outside(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    work = np.zeros(2)
+    assert g.guard_swap(ex.state, work, 1, 2.0, 0) & g.APPLIED
+    assert ex.live.tolist() == [5.0, 2.0] and ex.variant == "fp32"
+    before = ex.state.copy()
+    for column in (-1, 2):
+        assert g.guard_swap(ex.state, work, column, 0.0, 1) == g.BAD_STATE
+    assert g.guard_swap(ex.state, np.zeros(1), 1, 0.0, 1) == g.BAD_STATE  # work space shorter than the snapshot
+    assert np.array_equal(ex.state, before)
+
+
 def test_an_integer_knob_is_never_live_with_a_fraction():
     t = arqon.Tuner({"params": [{"name": "batch", "min": 1, "max": 64, "integer": True, "init": 8}]})
     ex = arqon.Executor({"params": {"batch": {}}, "mode": "clip"}, t)
