@@ -15,8 +15,8 @@ from arqon.policy import SLO_OPS, Policy, load_policy, ordered_metrics
 from arqon.tuner import Tuner
 
 Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
-    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "NOT_WHOLE", "COOLDOWN", "DWELL", "RATE_LIMIT", "RISK_BUDGET",
-    "HALTED", "SAFE_MODE", "REJECTED", "NO_CHANGE", "NOTHING_STAGED", "BAD_STATE", "APPLIED", "STAGE_PASSED",
+    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "NOT_WHOLE", "COOLDOWN", "DWELL", "RATE_LIMIT",
+    "RISK_BUDGET", "HALTED", "SAFE_MODE", "REJECTED", "NO_CHANGE", "NOTHING_STAGED", "BAD_STATE", "APPLIED", "STAGE_PASSED",
     "PROMOTED", "SLO_BREACH", "CANARY_FAILED", "DEADLINE", "ROLLED_BACK", "ABORTED", "SAFE_MODE_ENTERED", "KILLED",
     "OPERATOR_RESUMED")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
 _FLAGS: dict[int, Flags] = {}
@@ -130,6 +130,7 @@ def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.n
     h["phase"], h["now"], h["last_apply"] = g.KNOWN_GOOD, g.NEVER, g.NEVER
     h["dwell"] = policy.cooldown
     h["cooldowns"] = int((m[g.COOLDOWN_STEPS, :d] > 0).any())
+    h["wholes"] = int((m[g.WHOLE, :d] != 0).any())
     if policy.rate_limit:
         h["rate_applies"], h["rate_window"] = policy.rate_limit.applies, policy.rate_limit.window
     h["risk_budget"] = policy.risk_budget or 0

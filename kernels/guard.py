@@ -70,6 +70,7 @@ _FIELDS = [
     ("deadline", np.int64), ("safe_mode", np.int64), ("safe_mode_after", np.int64), ("consecutive_rollbacks", np.int64),
     ("judged", np.int64), ("baseline_samples", np.int64), ("last_flags", np.int64),
     ("cooldowns", np.int64),  # 1 if any parameter has a cooldown (COOLDOWN_STEPS > 0): applies then keep UNTIL
+    ("wholes", np.int64),  # 1 if any parameter takes whole numbers only (WHOLE): proposals are then checked for it
     ("n_proposals", np.int64), ("n_rejected", np.int64), ("n_applied", np.int64), ("n_rollbacks", np.int64),
     ("n_promoted", np.int64), ("n_breaches", np.int64),
     ("judged_sense", np.float64), ("smoothing", np.float64), ("stage_sum", np.float64),
@@ -192,11 +193,11 @@ def _tick(h, m, now):
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.float64), inline=True)
 def _reasons(h, m, proposal, t):
     """Why ``proposal`` cannot go live as it stands, at time ``t``: NONFINITE, or the union over parameters of
-    NOT_WHOLE, OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the
+    OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the
     proposal clipped into bounds and max delta); 0 if none. Mutates: nothing. Allocates: nothing."""
     g = h[0]
     live = g["live"]
-    nonfinite = not_allowed = outside = far = cooling = fractional = False
+    nonfinite = not_allowed = outside = far = cooling = False
     # booleans ORed, no branch: LLVM vectorizes the loop
     for i in range(g["d"]):
         current = m[live, i]
@@ -210,11 +211,10 @@ def _reasons(h, m, proposal, t):
         nonfinite |= not (abs(proposed) <= 1.7976931348623157e308)
         not_allowed |= ~allowed & (proposed != current)
         outside |= (proposed < lo) | (proposed > hi)
-        fractional |= (m[WHOLE, i] != 0.0) & (proposed != math.floor(proposed))
     if nonfinite:
         return NONFINITE
     return ((NOT_ALLOWED if not_allowed else 0) | (OUT_OF_BOUNDS if outside else 0) | (MAX_DELTA if far else 0)
-            | (COOLDOWN if cooling else 0) | (NOT_WHOLE if fractional else 0))
+            | (COOLDOWN if cooling else 0))
 
 
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
@@ -236,6 +236,12 @@ def _validate(h, m, proposal, now):
             reasons |= RATE_LIMIT
     if reasons != 0:
         return REJECTED | reasons
+    if g["wholes"] != 0:  # a fraction for a whole-number parameter is refused in both modes (clipping keeps it)
+        fractional = False
+        for i in range(d):
+            fractional |= (m[WHOLE, i] != 0.0) & (proposal[i] > math.floor(proposal[i]))  # false for NaN
+        if fractional:
+            return REJECTED | NOT_WHOLE
     live = g["live"]
     t = np.float64(now)
     changed = False
@@ -256,14 +262,12 @@ def _validate(h, m, proposal, now):
             limit = 0.0 if t < m[UNTIL, i] else m[MAX_STEP, i]
             want = min(max(proposal[i], max(m[LO, i], current - limit)), min(m[HI, i], current + limit))
             m[SCRATCH, i] = want
-            clipped |= (want != proposal[i]) | ((m[WHOLE, i] != 0.0) & (want != math.floor(want)))
+            clipped |= want != proposal[i]
             changed |= want != current
         if clipped:
             reasons = _reasons(h, m, proposal, t)
             if reasons & NONFINITE:
                 return REJECTED | NONFINITE
-            if reasons & NOT_WHOLE:  # clipping never makes a fraction whole: refused, as in reject mode
-                return REJECTED | reasons
     if g["risk_budget"] > 0:
         differs = 0
         for i in range(d):
