@@ -299,8 +299,9 @@ class Executor:
     def step(self, tuner: Tuner | None, metrics, value: float, now: int, selector=None,
              reward: float | None = None) -> Flags:
         """One turn of measure, decide, apply. ``metrics``, ``value`` (the tuner's cost) and ``reward`` (the
-        selector's) were measured with the snapshot live before this call. The tuner is told ``value`` only if the
-        live knobs are its pending proposal, and the selector ``reward`` only if the live variant is its arm out;
+        selector's; None: nothing was measured for it, e.g. the context changed) were measured with the snapshot live
+        before this call. The tuner is told ``value`` only if the live knobs are its pending proposal, and the
+        selector ``reward`` only if the live variant is its arm out;
         otherwise the proposal (the arm) stays pending while the executor moves toward it within the policy. Then the
         metrics are observed (which may roll back) and the next proposal and arm are offered together."""
         if selector is not None and selector.names != self.variants:
@@ -315,12 +316,10 @@ class Executor:
                 source.tell(value)
         arm = None
         if selector is not None:
-            if reward is None:
-                raise ValueError("step: a selector needs the reward measured with the live variant")
             arm = selector.pending
             if arm is None:
                 arm = selector.select()
-            elif arm == int(measured[-1]):
+            elif arm == int(measured[-1]) and reward is not None:
                 arm = selector.step(reward)
         flags = self.observe(metrics, now)
         proposal = self._proposal

@@ -93,3 +93,17 @@ def test_selecting_a_kernel_variant_settles_on_the_fastest_correct_one():
     most = max(times, key=lambda n: len(times[n]))
     assert len(times[most]) > 0.6 * 300
     assert medians[most] == min(m for n, m in medians.items() if len(times[n]) >= 3)
+
+
+def test_catalog_example_runs_only_approved_variants_and_beats_the_worst(capsys):
+    """The variant that is wrong at one input size is refused by the correctness gate and never goes live; every live
+    variant is an approved one of the verified catalog; the online total is below the worst single variant's."""
+    example = load("catalog_kernel_variants")
+    out = example.main(decisions=240, seed=1)
+    assert "refused: skip_t48" in capsys.readouterr().out
+    assert "skip_t48" not in out["ids"] and len(out["ids"]) == 8
+    assert all(v.lifecycle == "approved" and v.evidence[-1].by == "gate:correctness+timing"
+               for v in out["catalog"].variants)
+    assert {variant for _, variant in out["live"]} <= set(out["ids"])
+    assert len(out["live"]) == 240
+    assert out["total"] < max(out["fixed"].values())

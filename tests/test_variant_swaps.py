@@ -165,3 +165,18 @@ def test_mismatches_between_policy_catalog_and_selector_are_config_errors(catalo
     ex = arqon.Executor(policy(), tuner(), catalog)
     with pytest.raises(ValueError, match="selector: its arms"):
         ex.step(None, {"lat": 1.0}, 0.0, 0, selector=arqon.Selector({"arms": ["fp16", "int8", "fp32"]}), reward=1.0)
+
+
+def test_a_step_without_a_reward_tells_the_selector_nothing(catalog):
+    """reward=None (nothing measured for the live variant): no arm's statistics change and the arm out stays pending."""
+    sel = arqon.Selector({"arms": list(catalog.ids), "policy": "thompson", "seed": 3})
+    ex = arqon.Executor({**policy(variant={"cooldown": 0}), "params": {}}, None, catalog)
+    ex.step(None, {"lat": 1.0}, float("nan"), 0, selector=sel, reward=None)
+    arm = sel.pending
+    assert arm is not None
+    for now in range(1, 6):
+        ex.step(None, {"lat": 1.0}, float("nan"), now, selector=sel, reward=None)
+        assert sel.pending == arm
+    assert sum(s["plays"] for s in sel.stats().values()) == 0
+    ex.step(None, {"lat": 1.0}, float("nan"), 6, selector=sel, reward=1.0)
+    assert sum(s["plays"] for s in sel.stats().values()) == 1
