@@ -15,10 +15,10 @@ from arqon.policy import SLO_OPS, Policy, load_policy, ordered_metrics
 from arqon.tuner import Tuner
 
 Flags = enum.IntFlag("Flags", {name: getattr(g, name) for name in (
-    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "NOT_WHOLE", "COOLDOWN", "DWELL", "RATE_LIMIT",
+    "NONFINITE", "NOT_ALLOWED", "OUT_OF_BOUNDS", "MAX_DELTA", "NOT_WHOLE", "NOT_APPROVED", "COOLDOWN", "DWELL", "RATE_LIMIT",
     "RISK_BUDGET", "HALTED", "SAFE_MODE", "REJECTED", "NO_CHANGE", "NOTHING_STAGED", "BAD_STATE", "APPLIED", "STAGE_PASSED",
     "PROMOTED", "SLO_BREACH", "CANARY_FAILED", "DEADLINE", "ROLLED_BACK", "ABORTED", "SAFE_MODE_ENTERED", "KILLED",
-    "OPERATOR_RESUMED")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
+    "OPERATOR_RESUMED", "VARIANT_WITHDRAWN")} | {"STAGED": g.STAGED_EVENT, "PAUSED": g.PAUSED_EVENT, "RESUMED": g.RESUMED_ANALYSIS})
 _FLAGS: dict[int, Flags] = {}
 Flags.__doc__ = "Reasons (why a proposal was clipped or rejected) and events (what changed), as bit flags."
 
@@ -40,6 +40,7 @@ _OFFER, _PROPOSE, _APPLY, _OBSERVE = (entry_point(k) for k in (g.guard_offer, g.
                                                                  g.guard_observe))
 _SNAPBACK, _KILL, _RESUME, _SHADOW, _SWAP = (entry_point(k) for k in (g.guard_snapback, g.guard_kill, g.guard_resume,
                                                                         g.guard_shadow, g.guard_swap))
+_SET_VARIANTS = entry_point(g.guard_set_variants)
 
 
 def _variant_ids(policy: Policy, catalog) -> tuple[str, ...]:
@@ -61,9 +62,21 @@ def _variant_ids(policy: Policy, catalog) -> tuple[str, ...]:
     return ids
 
 
+def variant_slots(policy: Policy, approved: int) -> int:
+    """How many variant indices an executor keeps room for: the policy's ``variant.capacity``, else max(64, twice
+    the ``approved`` variants at start)."""
+    capacity = policy.variant.capacity
+    if capacity is None:
+        return max(64, 2 * approved)
+    if capacity < approved:
+        raise ConfigError(f"policy: variant.capacity {capacity} is smaller than the {approved} approved variants")
+    return capacity
+
+
 def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.ndarray:
     """Allocate and fill an executor state for ``tuner``'s parameters (if any) and the variant of ``catalog`` (if
-    any, as the last column) under ``policy``; ConfigError if they disagree."""
+    any, as the last column, its approved variants in the first slots) under ``policy``; ConfigError if they
+    disagree."""
     params = tuner.config.params if tuner is not None else []
     names = [p.name for p in params]
     unknown = sorted(set(policy.params) - set(names))
@@ -74,7 +87,8 @@ def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.n
         raise ConfigError("an executor needs a tuner, a catalog, or both")
     d, slos = len(params) + bool(variants), policy.parsed_slos
     stages = policy.canary.stages if policy.canary else []
-    state = g.new_guard_state(d, len(policy.metrics), len(slos), len(stages))
+    slots = variant_slots(policy, len(variants)) if variants else 0
+    state = g.new_guard_state(d, len(policy.metrics), len(slos), len(stages), slots)
     m = g.guard_matrix(state)
 
     baseline = dict(tuner.recommend()) if tuner is not None else {}
@@ -115,7 +129,8 @@ def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.n
         v = d - 1
         known_good = variants.index(policy.variant.known_good) if policy.variant.known_good else 0
         m[[g.SNAP0, g.SNAP1, g.BASELINE], v] = known_good
-        m[g.LO, v], m[g.HI, v], m[g.MAX_STEP, v] = 0.0, len(variants) - 1.0, g.NO_LIMIT
+        m[g.LO, v], m[g.HI, v], m[g.MAX_STEP, v] = 0.0, slots - 1.0, g.NO_LIMIT
+        m[g.APPROVED, : len(variants)] = 1.0
         m[g.ALLOWED, v], m[g.COOLDOWN_STEPS, v], m[g.UNTIL, v] = 1.0, policy.variant.cooldown, g.NEVER
         m[g.WHOLE, v] = 1.0
     index = {name: j for j, name in enumerate(policy.metrics)}
@@ -147,14 +162,17 @@ class Executor:
     promote or roll back. ``live`` is what the system should run with; every call takes the caller's step ``now``.
 
     With ``catalog`` (an ``arqon.catalog.Catalog``) and a ``variant`` section in the policy, the snapshot's last column,
-    ``variant``, is the index of the live variant among ``catalog.variants`` (approved, in scope): swapped under the
-    same guardrails as the knobs (allowlist, cooldown, dwell, rate limit, canary, rollback to known-good, kill switch,
-    snapback), atomically with them. ``tuner`` may be None when only the variant is tuned (by a ``Selector``)."""
+    ``variant``, is the index of the live variant in ``variants``: swapped under the same guardrails as the knobs
+    (allowlist, cooldown, dwell, rate limit, canary, rollback to known-good, kill switch, snapback), atomically with
+    them, and only ever to an ``approved`` one. ``use_catalog`` takes a newer catalog between steps: new variants get
+    the next indices (an index never changes its variant, so the hot path's tables only grow); a variant no longer
+    approved can never be live again. ``tuner`` may be None when only the variant is tuned (by a ``Selector``)."""
 
     def __init__(self, policy, tuner: Tuner | None = None, catalog=None):
         self.policy = load_policy(policy)
         self.variants = _variant_ids(self.policy, catalog)  # the ids behind the variant column's indices
-        self._variant_index = {v: i for i, v in enumerate(self.variants)}
+        self.catalog = catalog
+        self._set_approved(self.variants)
         self.names = (tuner.names if tuner is not None else ()) + (("variant",) if self.variants else ())
         self._state = build_guard_state(self.policy, tuner, catalog)
         self._mat = g.guard_matrix(self._state)
@@ -164,13 +182,59 @@ class Executor:
         self._proposal = np.zeros(self._d)
         self._log = None  # an arqon.AuditLog that records every decision (set by AuditLog(..., executor=self))
 
-    def _decided(self, kind: int, now: int, flags: int) -> Flags:
-        if self._log is not None:
-            self._log.record_guard(kind, now, flags)
+    def _set_approved(self, approved) -> None:
+        self.approved = tuple(approved)  # the variants that may be live, in index order
+        self._variant_index = {v: i for i, v in enumerate(self.variants) if v in self.approved}
+        self._eligible = np.array([v in self._variant_index for v in self.variants], dtype=np.bool_)
+
+    def use_catalog(self, catalog, now: int) -> Flags:
+        """Take ``catalog`` (a newer version of the same catalog, loaded and verified for the same scope) between
+        steps: its approved variants that are new get the next indices, ``approved`` becomes its approved set, and a
+        variant it no longer approves is withdrawn: if it was known-good, the policy's known_good (or the first
+        approved variant) takes that place; if it was live or staged, known-good goes live now (VARIANT_WITHDRAWN
+        with ROLLED_BACK or ABORTED). A Selector over ``variants`` grows with ``selector.with_arms(variants)``.
+        ConfigError, with nothing changed, for another catalog, an older version, no approved variant, or more
+        variants than the policy's capacity."""
+        if not self.variants:
+            raise ConfigError("use_catalog: this executor was built without a catalog")
+        old = self.catalog
+        if (catalog.name, catalog.scope) != (old.name, old.scope):
+            raise ConfigError(f"use_catalog: catalog {catalog.name!r} in scope {catalog.scope!r} is not the one in "
+                              f"use ({old.name!r} in scope {old.scope!r})")
+        if catalog.version < old.version:
+            raise ConfigError(f"use_catalog: catalog {catalog.name} v{catalog.version} is older than v{old.version}, "
+                              "the one in use")
+        approved = tuple(catalog.ids)
+        if not approved:
+            raise ConfigError(f"use_catalog: catalog {catalog.name} v{catalog.version} approves no variant in scope "
+                              f"{catalog.scope}: use kill() to stop the executor instead")
+        variants = self.variants + tuple(v for v in approved if v not in self.variants)
+        slots = int(self._h["slots"])
+        if len(variants) > slots:
+            raise ConfigError(f"use_catalog: {len(variants)} variants in all, retired ones included, but this "
+                              f"executor has room for {slots} (policy variant.capacity)")
+        known_good = self.policy.variant.known_good
+        fallback = variants.index(known_good if known_good in approved else
+                                  next(v for v in variants if v in approved))
+        mask = np.zeros(slots)
+        mask[[variants.index(v) for v in approved]] = 1.0
+        flags = _SET_VARIANTS(self._state, mask, fallback, int(now))
+        if flags == g.BAD_STATE:
+            raise ValueError("use_catalog: the executor state was refused (BAD_STATE): nothing changed")
+        self.variants, self.catalog = variants, catalog
+        self._set_approved(approved)
+        return self._named_flags(flags)
+
+    def _named_flags(self, flags: int) -> Flags:
         named = _FLAGS.get(flags)
         if named is None:  # building an IntFlag from an int costs about 0.3 us: each value is built once
             named = _FLAGS[flags] = Flags(flags)
         return named
+
+    def _decided(self, kind: int, now: int, flags: int) -> Flags:
+        if self._log is not None:
+            self._log.record_guard(kind, now, flags)
+        return _FLAGS.get(flags) or self._named_flags(flags)
 
     @property
     def state(self) -> np.ndarray:
@@ -210,15 +274,16 @@ class Executor:
         return values
 
     def variant_index(self, variant: int | str) -> int:
-        """The variant column's value for ``variant`` (an id of ``variants`` or an index); ValueError naming the
+        """The variant column's value for ``variant`` (an approved id, or the index of one); ValueError naming the
         approved ids for anything else."""
         if isinstance(variant, str):
-            if variant in self.variants:
-                return self.variants.index(variant)
-        elif isinstance(variant, (int, np.integer)) and 0 <= variant < len(self.variants):
+            if variant in self._variant_index:
+                return self._variant_index[variant]
+        elif (isinstance(variant, (int, np.integer)) and 0 <= variant < len(self.variants)
+              and self._eligible[variant]):
             return int(variant)
         raise ValueError(f"variant {variant!r} is not an approved variant in scope (approved: "
-                         f"{', '.join(self.variants) or 'none: this executor has no catalog'})")
+                         f"{', '.join(self.approved) or 'none: this executor has no catalog'})")
 
     @property
     def phase(self) -> Phase:
@@ -305,8 +370,8 @@ class Executor:
         otherwise the proposal (the arm) stays pending while the executor moves toward it within the policy. Then the
         metrics are observed (which may roll back) and the next proposal and arm are offered together."""
         if selector is not None and selector.names != self.variants:
-            raise ValueError(f"selector: its arms {list(selector.names)} are not the catalog's approved variants "
-                             f"{list(self.variants)}, in that order")
+            raise ValueError(f"selector: its arms {list(selector.names)} are not the executor's variants "
+                             f"{list(self.variants)}, in that order (after use_catalog: selector.with_arms(variants))")
         if tuner is None and selector is None:
             raise ValueError("step: pass a tuner, a selector, or both")
         measured = self.live
@@ -316,11 +381,12 @@ class Executor:
                 source.tell(value)
         arm = None
         if selector is not None:
+            eligible = None if len(self.approved) == len(self.variants) else self._eligible  # None: the fast path
             arm = selector.pending
-            if arm is None:
-                arm = selector.select()
-            elif arm == int(measured[-1]) and reward is not None:
-                arm = selector.step(reward)
+            if arm is not None and arm == int(measured[-1]) and reward is not None:
+                arm = selector.step(reward, eligible=eligible) if eligible is not None else selector.step(reward)
+            elif arm is None or not self._eligible[arm]:  # none out, or one withdrawn since it was chosen
+                arm = selector.select(eligible=eligible)
         flags = self.observe(metrics, now)
         proposal = self._proposal
         proposal[:] = self.live

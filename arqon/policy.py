@@ -86,6 +86,9 @@ class VariantPolicy(_Struct):
 
     cooldown: Steps = 0  # fewest steps between two swaps
     known_good: Name | None = None  # the variant live at start and after a rollback (default: the catalog's first)
+    # the most variants one executor can know over its life, retired ones included (catalog changes add variants
+    # at the next free index; an index never changes its variant); default: max(64, twice the approved at start)
+    capacity: Annotated[int, Meta(ge=1, le=1 << 20)] | None = None
 
 
 class Policy(_Struct):

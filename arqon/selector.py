@@ -225,6 +225,19 @@ class Selector:
         self._log = None
         self._attach_log(None)
 
+    def with_arms(self, names) -> Selector:
+        """A selector over ``names``: this selector's arms first, in their order, then new ones (e.g. a catalog's new
+        variants, ``executor.variants`` after ``use_catalog``), with every statistic, the arm out and the random
+        stream carried over; the new arms start from the prior. ValueError unless ``names`` extends ``names``."""
+        names = list(names)
+        if tuple(names[: len(self.names)]) != self.names or len(set(names)) != len(names):
+            raise ValueError(f"with_arms: the arms must start with {list(self.names)}, in that order, and be distinct")
+        if self._log is not None:
+            raise ValueError("with_arms: this selector records into an audit log; give the new one its own log")
+        grown = Selector({**msgspec.to_builtins(self.config), "arms": names})
+        kb.extend_bandit_state(self.state, grown.state)
+        return grown
+
     def _attach_log(self, log) -> None:
         """Record every decision in ``log`` (an ``arqon.AuditLog``), or stop recording (None)."""
         self._log = log

@@ -631,6 +631,32 @@ def new_bandit_state(policy, k, seed, d=0, n_metrics=0, constraints=(), window=0
     return buf
 
 
+def extend_bandit_state(old, new):
+    """Carry the selector state ``old`` over to ``new``, a state of the same policy and sizes built for at least as
+    many arms (the old arms first): the header's counters, the arm out and the RNG, each old arm's statistics and
+    blocks, the sliding window, the constraints and the last context; the new arms keep what ``new`` gave them (the
+    prior). Mutates: new. Raises ValueError, touching nothing, for states that do not match."""
+    ho, hn = bandit_header(old), bandit_header(new)
+    ko, kn = int(ho["k"]), int(hn["k"])
+    sizes = ("policy", "d", "n_metrics", "n_cons", "window", "history")
+    if kn < ko or any(ho[f] != hn[f] for f in sizes):
+        raise ValueError(f"extend: the new state must have the old one's {', '.join(sizes)} and at least its {ko} arms")
+    k_words = hn["k"], hn["words"]
+    for name in BANDIT_HEADER.names:
+        if not name.startswith("_"):
+            hn[name] = ho[name]
+    hn["k"], hn["words"] = k_words
+    mo, mn = bandit_matrix(old), bandit_matrix(new)
+    mn[:, :ko] = mo
+    d, w, hist, n_cons = int(ho["d"]), int(ho["window"]), int(ho["history"]), int(ho["n_cons"])
+    bo, bn = _blocks(ko, d, w, hist, n_cons), _blocks(kn, d, w, hist, n_cons)
+    vo, vn = old[BANDIT_HEADER_WORDS + mo.size:], new[BANDIT_HEADER_WORDS + mn.size:]
+    vn[: bn[1]] = vo[: bo[1]]  # the window: (arm, reward) pairs, arm indices unchanged
+    vn[bn[1]:bn[1] + ko * hist] = vo[bo[1]:bo[2]]  # the old arms' reward histories
+    vn[bn[2]:bn[2] + (bo[3] - bo[2])] = vo[bo[2]:bo[3]]  # the old arms' linear models
+    vn[bn[3]:bn[5]] = vo[bo[3]:bo[5]]  # constraints, context
+
+
 def bandit_header(buf):
     """The header record of the selector state ``buf`` (its fields read and write the buffer).
     Raises ValueError for an array ``open_bandit`` refuses."""

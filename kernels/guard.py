@@ -33,6 +33,7 @@ NO_CHANGE = 1 << 11  # the (clipped) proposal equals the live snapshot: nothing 
 NOTHING_STAGED = 1 << 12  # apply with no staged candidate
 MAX_DELTA = 1 << 13  # a change larger than the parameter's max delta
 NOT_WHOLE = 1 << 14  # a fractional value for a whole-number parameter (an integer knob, a variant index): refused
+NOT_APPROVED = 1 << 15  # a variant index that is not an approved variant's (retired, never approved, out of range)
 # events
 STAGED_EVENT = 1 << 16
 APPLIED = 1 << 17  # a candidate went live: canary stage 0
@@ -48,6 +49,7 @@ ABORTED = 1 << 26  # a staged candidate was dropped before going live
 SAFE_MODE_ENTERED = 1 << 27
 KILLED = 1 << 28
 OPERATOR_RESUMED = 1 << 29
+VARIANT_WITHDRAWN = 1 << 30  # the live, known-good or staged variant is no longer approved: known-good took over
 
 # phases (resting states; the transient ones of the state machine happen inside one call and show as events)
 KNOWN_GOOD = 0
@@ -71,6 +73,8 @@ _FIELDS = [
     ("judged", np.int64), ("baseline_samples", np.int64), ("last_flags", np.int64),
     ("cooldowns", np.int64),  # 1 if any parameter has a cooldown (COOLDOWN_STEPS > 0): applies then keep UNTIL
     ("wholes", np.int64),  # 1 if any parameter takes whole numbers only (WHOLE): proposals are then checked for it
+    ("variant_col", np.int64),  # the column holding a variant index (-1: none); its value must be an approved slot
+    ("slots", np.int64),  # variant slots (0: none): slot i is approved while m[APPROVED, i] is 1
     ("n_proposals", np.int64), ("n_rejected", np.int64), ("n_applied", np.int64), ("n_rollbacks", np.int64),
     ("n_promoted", np.int64), ("n_breaches", np.int64),
     ("judged_sense", np.float64), ("smoothing", np.float64), ("stage_sum", np.float64),
@@ -93,8 +97,9 @@ BASE_METRICS = 10  # EMA of metrics observed while known-good is live
 SLO_METRIC, SLO_OP, SLO_LIMIT, SLO_RELATIVE = 11, 12, 13, 14
 STAGE_SAMPLES, STAGE_REGRESSION = 15, 16
 WHOLE = 17  # 1.0 where the parameter takes whole numbers only (an integer knob, a variant index)
-SCRATCH = 18  # the clipped candidate being validated
-GUARD_ROWS = 19
+APPROVED = 18  # per variant slot (the first ``slots`` columns): 1.0 while that variant may be live
+SCRATCH = 19  # the clipped candidate being validated
+GUARD_ROWS = 20
 GUARD_LAYOUT = layout_id("guard", GUARD_HEADER.descr, GUARD_HEADER.itemsize, GUARD_ROWS, RATE_MAX)
 MAX_WIDTH = MAX_D  # the widest matrix a state may have
 
@@ -104,11 +109,12 @@ GUARD_TYPE = numba.from_dtype(GUARD_HEADER)[::1]  # the header, as the helpers t
 F8 = t.float64[::1]  # a state as the kernels take it: the whole buffer (and proposals, metrics)
 
 
-@kernel(t.int64(F8))
+@kernel(t.int64(F8), inline=True)
 def open_guard(state):
     """OK when ``state`` is a whole executor state its kernels can run on: magic, layout id, a word count equal to the
     array's size and to header + GUARD_ROWS * width, sizes within the width, ``live`` 0 or 1, the canary stage, judged
-    metric and rate-limit ring within their ranges; else BAD_STATE. Reads: the header. Allocates: nothing."""
+    metric and rate-limit ring within their ranges, the variant slots within the width and their column within the
+    snapshot; else BAD_STATE. Reads: the header. Allocates: nothing."""
     n = state.shape[0]
     if n < GUARD_HEADER_WORDS:
         return BAD_STATE
@@ -122,6 +128,8 @@ def open_guard(state):
     bad |= (g["stage"] > n_stages) | ((n_stages > 0) & ((g["judged"] < 0) | (g["judged"] >= n_metrics)))
     bad |= (g["rate_head"] < 0) | (g["rate_head"] >= RATE_MAX) | (g["rate_count"] < 0) | (g["rate_count"] > RATE_MAX)
     bad |= (g["rate_applies"] < 0) | (g["rate_applies"] > RATE_MAX)
+    slots, col = g["slots"], g["variant_col"]
+    bad |= (slots < 0) | (slots > w) | ((slots == 0) != (col == -1)) | ((slots > 0) & ((col < 0) | (col >= d)))
     return BAD_STATE if bad else OK
 
 
@@ -217,6 +225,13 @@ def _reasons(h, m, proposal, t):
             | (COOLDOWN if cooling else 0))
 
 
+@kernel(t.boolean(GUARD_TYPE, t.float64[:, ::1], t.float64), inline=True)
+def _approved(h, m, index):
+    """True when ``index`` is an approved variant slot, or NaN (refused as NONFINITE by the checks that follow)."""
+    slots = h[0]["slots"]
+    return index != index or (index >= 0.0 and index < slots and m[APPROVED, np.int64(index)] == 1.0)
+
+
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
 def _validate(h, m, proposal, now):
     """Check ``proposal`` against the policy and write the candidate to apply (clipped in clip mode) into SCRATCH.
@@ -242,6 +257,8 @@ def _validate(h, m, proposal, now):
             fractional |= (m[WHOLE, i] != 0.0) & (proposal[i] > math.floor(proposal[i]))  # false for NaN
         if fractional:
             return REJECTED | NOT_WHOLE
+    if g["slots"] > 0 and not _approved(h, m, proposal[g["variant_col"]]):  # in both modes: no variant is "near"
+        return REJECTED | NOT_APPROVED
     live = g["live"]
     t = np.float64(now)
     changed = False
@@ -566,6 +583,52 @@ def guard_resume(state, now):
     return OPERATOR_RESUMED
 
 
+@kernel(t.int64(F8, F8, t.int64, t.int64))
+def guard_set_variants(state, approved, fallback, now):
+    """A catalog change, between steps: ``approved`` (one word per variant slot, 1.0 or 0.0) becomes the set of
+    variants that may be live. A known-good variant no longer approved is replaced by slot ``fallback``; a staged
+    candidate whose variant is not approved is dropped; if the live variant is not approved, the known-good snapshot
+    goes live at once (not counted as a rollback; a halted executor stays halted). Mutates: state. Allocates:
+    nothing. Returns: events (VARIANT_WITHDRAWN with ROLLED_BACK or ABORTED when something was withdrawn);
+    BAD_STATE (nothing touched) for a state with no variant slots, ``approved`` not one 0/1 word per slot, or a
+    ``fallback`` that is not approved in it."""
+    if open_guard(state) != OK:
+        return BAD_STATE
+    h = _header(state)
+    g = h[0]
+    slots, col = g["slots"], g["variant_col"]
+    if slots == 0 or approved.shape[0] != slots or not 0 <= fallback < slots:
+        return BAD_STATE
+    for i in range(slots):
+        if approved[i] != 0.0 and approved[i] != 1.0:
+            return BAD_STATE
+    if approved[fallback] != 1.0:
+        return BAD_STATE
+    m = _matrix(h)
+    for i in range(slots):
+        m[APPROVED, i] = approved[i]
+    if now > g["now"]:
+        g["now"] = now
+    flags = 0
+    if not _approved(h, m, m[BASELINE, col]):
+        m[BASELINE, col] = fallback
+        flags |= VARIANT_WITHDRAWN
+    phase = g["phase"]
+    settled = ROLLED_BACK_PHASE if g["consecutive_rollbacks"] > 0 else KNOWN_GOOD
+    live_ok = _approved(h, m, m[g["live"], col])
+    if phase == STAGED and not (live_ok and _approved(h, m, m[1 - g["live"], col])):
+        g["phase"], g["entered"] = settled, now  # the staged row is dropped (and rewritten below if live goes)
+        flags |= VARIANT_WITHDRAWN | ABORTED
+    if not live_ok:
+        _stage(h, m, BASELINE)
+        _flip(h)
+        if phase == CANARY or phase == PAUSED:
+            g["phase"], g["entered"] = settled, now
+        flags |= VARIANT_WITHDRAWN | ROLLED_BACK
+    g["last_flags"] = flags
+    return flags
+
+
 @kernel(t.int64(F8, F8, F8, t.int64))
 def guard_shadow(state, proposal, out, now):
     """Shadow mode: what ``guard_offer(proposal)`` would make live, written into ``out``, with its reasons; nothing in
@@ -585,19 +648,23 @@ def guard_shadow(state, proposal, out, now):
     return reasons
 
 
-def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0):
+def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0, slots=0):
     """An executor state that runs: ``d`` parameters, all allowed, unbounded, no max delta, no cooldown, known-good
     all zeros and live; room for ``n_metrics`` metrics, ``n_slos`` SLOs and ``n_stages`` canary stages, which count as
-    declared (the caller writes their rows). The shell maps a policy onto it. Returns: the whole buffer."""
-    for name, value in (("d", d), ("n_metrics", n_metrics), ("n_slos", n_slos), ("n_stages", n_stages)):
+    declared (the caller writes their rows); with ``slots`` > 0 the last column is a variant index over that many
+    slots, none approved yet (the caller writes the APPROVED row). The shell maps a policy onto it. Returns: the whole
+    buffer."""
+    for name, value in (("d", d), ("n_metrics", n_metrics), ("n_slos", n_slos), ("n_stages", n_stages),
+                        ("slots", slots)):
         if not (1 if name == "d" else 0) <= value <= MAX_WIDTH:
             raise ValueError(f"{name}: {value}; an executor state holds {1 if name == 'd' else 0} to {MAX_WIDTH}")
-    width = max(d, n_metrics, n_slos, n_stages)
+    width = max(d, n_metrics, n_slos, n_stages, slots)
     words = GUARD_HEADER_WORDS + GUARD_ROWS * width
     buf = page_aligned_zeros(words)
     h = buf[:GUARD_HEADER_WORDS].view(GUARD_HEADER)[0]
     h["magic"], h["layout"], h["words"], h["width"] = MAGIC, GUARD_LAYOUT, words, width
     h["d"], h["n_metrics"], h["n_slos"], h["n_stages"] = d, n_metrics, n_slos, n_stages
+    h["slots"], h["variant_col"] = slots, d - 1 if slots else -1
     h["phase"], h["now"], h["last_apply"], h["deadline"] = KNOWN_GOOD, NEVER, NEVER, -NEVER
     m = guard_matrix(buf)
     m[LO], m[HI], m[MAX_STEP], m[ALLOWED], m[UNTIL] = -NO_LIMIT, NO_LIMIT, NO_LIMIT, 1.0, NEVER

@@ -13,6 +13,7 @@ case (so a crash names it) and a JSON summary last.
 import json
 import math
 import sys
+import types
 
 import numba
 import numpy as np
@@ -183,16 +184,25 @@ def guard_valid(buf):
     if not (0 <= h["rate_head"] < g.RATE_MAX and 0 <= h["rate_count"] <= g.RATE_MAX
             and 0 <= h["rate_applies"] <= g.RATE_MAX):
         return False
+    slots, col = h["slots"], h["variant_col"]
+    if not 0 <= slots <= w or (slots == 0) != (col == -1) or (slots and not 0 <= col < h["d"]):
+        return False
     slo_metrics = buf[words:].reshape(g.GUARD_ROWS, w)[g.SLO_METRIC, :h["n_slos"]]
     return bool(np.all((slo_metrics >= 0) & (slo_metrics < h["n_metrics"])))
 
 
+_SLOTS_WORD = g.GUARD_HEADER.fields["slots"][1] // 8
+
+
 @numba.njit
-def _guard_njit_calls(state, proposal, metrics, out, steps):
+def _guard_njit_calls(state, proposal, metrics, out, approved, steps):
     s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
     s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
     s |= g.guard_snapback(state, 6) | g.guard_kill(state, 7) | g.guard_resume(state, 8)
-    s |= g.guard_swap(state, out, 0, proposal[0] + 1.0, 9)
+    s |= g.guard_swap(state, out, 0, proposal[0] + 1.0, 9) | g.guard_swap(state, out, 4, 2.0, 9)
+    slots = state[_SLOTS_WORD:_SLOTS_WORD + 1].view(np.int64)[0] if state.shape[0] > _SLOTS_WORD else 0
+    s |= g.guard_set_variants(state, approved[:min(max(slots, 0), approved.shape[0])], 0, 9)  # one word per slot
+    s |= g.guard_swap(state, out, 4, 1.0, 9)
     live = g.guard_live(state).shape[0]
     for i in range(steps):
         proposal[0] += 0.25
@@ -201,22 +211,26 @@ def _guard_njit_calls(state, proposal, metrics, out, steps):
 
 
 def _guard_component(mode, seed):
-    """A mid-canary executor state with SLOs, stages, a rate limit and cooldowns, its validity check and its calls."""
+    """A mid-canary executor state with SLOs, stages, a rate limit, cooldowns and a variant column over 8 slots (three
+    variants approved, then one withdrawn by the calls), its validity check and its calls."""
     tuner = arqon.Tuner({"params": [{"name": f"p{i}", "min": 0, "max": 10, "init": 5} for i in range(4)],
                          "seed": seed})
     ex = Executor({"params": {"p0": {"max_delta": 1.0, "cooldown": 2}, "p1": {}, "p2": {"max_delta_fraction": 0.1},
                               "p3": {}},
                    "metrics": ["lat", "err", "qps"], "slos": ["lat <= 50", "err < 0.01 * baseline"],
                    "canary": {"metric": "lat", "stages": [{"min_samples": 3}, {"min_samples": 5}]},
-                   "rate_limit": {"applies": 3, "window": 10}}, tuner)
+                   "rate_limit": {"applies": 3, "window": 10}, "variant": {"cooldown": 1, "capacity": 8}}, tuner,
+                  types.SimpleNamespace(ids=("a", "b", "c"), name="fuzz", version=1, scope="prod"))
     for now in range(12):
         ex.observe({"lat": 10.0 + now % 3, "err": 0.001, "qps": 100.0}, 2 * now)
-        ex.offer([5.0 + (now % 4) * 0.5, 5.0, 5.0 + now % 2, 4.0], 2 * now + 1)
-    proposal, metrics, out = np.full(4, 5.5), np.array([10.0, 0.001, 100.0, 1.0]), np.zeros(4)  # width 4
+        ex.offer([5.0 + (now % 4) * 0.5, 5.0, 5.0 + now % 2, 4.0, now % 3], 2 * now + 1)
+    # width 8 (the slots): proposals, metrics and the approved set as wide as any d a corruption may declare
+    proposal, metrics, out = np.full(8, 1.0), np.array([10.0, 0.001, 100.0, 1.0, 1.0, 1.0, 1.0, 1.0]), np.zeros(8)
+    approved = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0])
     calls = _guard_njit_calls if mode == "njit" else _guard_njit_calls.py_func
 
     def run(state, steps):
-        s, live = calls(state, proposal.copy(), metrics, out, steps)
+        s, live = calls(state, proposal.copy(), metrics, out, approved, steps)
         return s, live == 0 and s == kernels.BAD_STATE
 
     return ex.state.copy(), [(g.GUARD_HEADER, 0)], "width", guard_valid, run

@@ -12,11 +12,11 @@ from arqon.executor import Flags
 from arqon.kernels import guard as g
 
 
-def make_catalog(d, approved=("int8", "fp16", "fp32"), scope="prod"):
+def make_catalog(d, approved=("int8", "fp16", "fp32"), scope="prod", name="variants"):
     """A signed catalog in ``d``: ``approved`` in prod, ``exit3`` a candidate, ``int4`` retired; loaded for ``scope``."""
     cat.generate_key(d / "k")
     path = d / "cat.json"
-    cat.init_catalog(path, "variants")
+    cat.init_catalog(path, name)
     for name in (*approved, "exit3", "int4"):
         (d / f"{name}.bin").write_bytes(name.encode())
         cat.add_variant(path, name, 1, d / f"{name}.bin", {"scopes": ["prod"]})
@@ -104,12 +104,13 @@ def test_inside_njit_a_fractional_or_out_of_range_index_never_goes_live(catalog,
         flags = _offer(ex.state, np.array([5.0, index]), 0)
         assert flags & g.REJECTED and flags & reason
         assert np.array_equal(g.guard_matrix(ex.state)[: g.SCRATCH], before, equal_nan=True)
-    flags = _offer(ex.state, np.array([5.0, 7.0]), 0)
-    if mode == "reject":
-        assert flags & g.REJECTED and flags & g.OUT_OF_BOUNDS and ex.variant == "fp16"
-    else:  # clipped into [0, 2]: the last approved variant
-        assert flags & g.OUT_OF_BOUNDS and flags & g.APPLIED and ex.variant == "fp32"
-    assert int(ex.live[-1]) == ex.live[-1] and 0 <= ex.live[-1] < len(ex.variants)
+    # no variant is "near" another: an index of no approved variant is refused in both modes, never clipped
+    slots = int(g.guard_header(ex.state)["slots"])
+    for index in (3.0, 7.0, slots - 1.0, float(slots), 1e9, -1.0, -0.0 - 1e-300):
+        flags = _offer(ex.state, np.array([5.0, index]), 0)
+        assert flags & g.REJECTED and flags & (g.NOT_APPROVED | g.NOT_WHOLE), index
+        assert np.array_equal(g.guard_matrix(ex.state)[: g.SCRATCH], before, equal_nan=True)
+    assert ex.variant == "fp16" and ex.generation == 0
 
 
 def test_guard_swap_inside_njit_changes_one_column_and_refuses_a_column_outside(catalog):
@@ -180,3 +181,133 @@ def test_a_step_without_a_reward_tells_the_selector_nothing(catalog):
     assert sum(s["plays"] for s in sel.stats().values()) == 0
     ex.step(None, {"lat": 1.0}, float("nan"), 6, selector=sel, reward=1.0)
     assert sum(s["plays"] for s in sel.stats().values()) == 1
+
+
+def _next_version(d, retire=(), add=()):
+    """The catalog in ``d`` (made by make_catalog) with ``retire`` retired and ``add`` added and approved, signed
+    again: the next version, loaded for prod."""
+    path = d / "cat.json"
+    for name in add:
+        (d / f"{name}.bin").write_bytes(name.encode())
+        cat.add_variant(path, name, 1, d / f"{name}.bin", {"scopes": ["prod"]})
+        cat.promote(path, name, "approved", by="test")
+    for name in retire:
+        cat.promote(path, name, "retired", by="test")
+    cat.sign_catalog(path, d / "k")
+    return cat.load_catalog(path, [d / "k.pub"], scope="prod", state=False)
+
+
+def test_a_new_version_adds_variants_at_new_indices_and_a_retired_live_variant_goes_at_once(tmp_path):
+    catalog = make_catalog(tmp_path)
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16"}), tuner(), catalog)
+    assert ex.swap("fp32", now=0) & Flags.APPLIED and ex.variant == "fp32"
+    generation = ex.generation
+    v2 = _next_version(tmp_path, retire=["fp32"], add=["bf16"])
+    flags = ex.use_catalog(v2, now=1)
+    assert flags & Flags.VARIANT_WITHDRAWN and flags & Flags.ROLLED_BACK
+    assert (ex.variant, ex.generation) == ("fp16", generation + 1)  # known-good live, in one flip
+    assert ex.variants == ("int8", "fp16", "fp32", "bf16") and ex.approved == ("int8", "fp16", "bf16")
+    assert ex.counters()["rollbacks"] == 0  # an operator's withdrawal, not a failed candidate
+    with pytest.raises(ValueError, match="'fp32' is not an approved variant in scope \\(approved: int8, fp16, bf16\\)"):
+        ex.swap("fp32", now=2)
+    for mode in ("clip", "reject"):  # inside @njit too, the retired index never goes live again
+        state = ex.state.copy()
+        g.guard_header(state)["reject_mode"] = int(mode == "reject")
+        flags = _offer(state, np.array([5.0, 2.0]), 3)
+        assert flags & g.REJECTED and flags & g.NOT_APPROVED
+        assert g.guard_matrix(state)[int(g.guard_header(state)["live"]), 1] == 1.0
+    assert ex.swap("bf16", now=4) & Flags.APPLIED and ex.live.tolist() == [5.0, 3.0]  # the next free index
+
+
+def test_a_withdrawn_known_good_or_staged_variant_is_replaced(tmp_path):
+    catalog = make_catalog(tmp_path)
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16"}), tuner(), catalog)
+    assert ex.propose({"x": 5.0, "variant": "fp32"}, now=0) & Flags.STAGED
+    flags = ex.use_catalog(_next_version(tmp_path, retire=["fp32"]), now=1)
+    assert flags & Flags.ABORTED and flags & Flags.VARIANT_WITHDRAWN and not flags & Flags.ROLLED_BACK
+    assert ex.apply(now=2) & Flags.NOTHING_STAGED and ex.variant == "fp16"
+    # the known-good itself retired: the policy's known_good is gone too, so the first approved variant takes over
+    flags = ex.use_catalog(_next_version(tmp_path, retire=["fp16"]), now=3)
+    assert flags & Flags.VARIANT_WITHDRAWN and flags & Flags.ROLLED_BACK
+    assert ex.variant == "int8" and ex.baseline == {"x": 5.0, "variant": "int8"} and ex.approved == ("int8",)
+
+
+def test_a_catalog_change_that_cannot_be_taken_changes_nothing(tmp_path):
+    catalog = make_catalog(tmp_path)
+    ex = arqon.Executor(policy(variant={"capacity": 4}), tuner(), catalog)
+    before = ex.state.copy()
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ConfigError, match="catalog 'elsewhere' in scope 'prod' is not the one in use"):
+        ex.use_catalog(make_catalog(tmp_path / "other", name="elsewhere"), now=0)
+    v2 = _next_version(tmp_path, add=["bf16"])
+    with pytest.raises(ConfigError, match="v1 is older than v2"):
+        arqon.Executor(policy(), tuner(), v2).use_catalog(catalog, now=0)
+    v3 = _next_version(tmp_path, add=["q4", "q3"])  # 6 variants in all, room for 4
+    with pytest.raises(ConfigError, match="6 variants in all, retired ones included, but this executor has room for 4"):
+        ex.use_catalog(v3, now=0)
+    with pytest.raises(ConfigError, match="approves no variant"):
+        ex.use_catalog(_next_version(tmp_path, retire=["int8", "fp16", "fp32", "bf16", "q4", "q3"]), now=0)
+    assert np.array_equal(ex.state, before) and ex.variants == ("int8", "fp16", "fp32")
+    with pytest.raises(ConfigError, match="variant.capacity 2 is smaller than the 3 approved"):
+        arqon.Executor(policy(variant={"capacity": 2}), tuner(), catalog)
+
+
+def test_the_kernel_refuses_a_malformed_approved_set_and_touches_nothing(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    slots = int(g.guard_header(ex.state)["slots"])
+    good = np.zeros(slots)
+    good[:3] = 1.0
+    before = ex.state.copy()
+    for approved, fallback in ((good[:-1], 0), (np.r_[good, 1.0], 0), (np.where(good > 0, 0.5, 0.0), 0),
+                               (np.where(good > 0, np.nan, 0.0), 0), (good, 3), (good, -1), (good, slots)):
+        assert g.guard_set_variants(ex.state, approved, fallback, 5) == g.BAD_STATE
+    assert np.array_equal(ex.state, before)
+    plain = arqon.Executor({"params": {"x": {}}}, tuner())  # no variant column
+    assert g.guard_set_variants(plain.state, good[:0], 0, 5) == g.BAD_STATE
+
+
+@pytest.mark.parametrize("config", [{"policy": "ucb1"}, {"policy": "klucb"},
+                                    {"policy": "glr-klucb", "glr_klucb": {"history": 20}},
+                                    {"policy": "sliding-window-ucb", "sliding_window_ucb": {"window": 30}},
+                                    {"policy": "linucb", "context": 3}])
+def test_a_grown_selector_with_its_new_arms_masked_decides_as_the_old_one(config):
+    """The deterministic policies: every statistic and the arm out carry over, so with the new arms masked the grown
+    selector makes the old one's choices, reward for reward."""
+    rng = np.random.default_rng(4)
+    old = arqon.Selector({"arms": ["a", "b", "c"], "seed": 2, **config})
+    context = (lambda: rng.normal(size=3)) if "context" in config else (lambda: None)
+    arm = old.select(context=context())
+    for _ in range(80):
+        arm = old.step(float(rng.random() < 0.3 + 0.2 * arm), context=context())
+    grown = old.with_arms(["a", "b", "c", "d", "e"])
+    assert grown.names == ("a", "b", "c", "d", "e") and grown.pending == old.pending
+    assert {k: grown.stats()[k] for k in "abc"} == old.stats()
+    assert grown.stats()["d"]["plays"] == 0
+    mask = [True, True, True, False, False]
+    for _ in range(120):
+        reward, x = float(rng.random() < 0.5), context()
+        a = old.step(reward, context=x)
+        b = grown.step(reward, eligible=mask, context=x)
+        assert a == b
+    with pytest.raises(ValueError, match="must start with \\['a', 'b', 'c', 'd', 'e'\\]"):
+        grown.with_arms(["a", "b", "d", "c", "e", "f"])
+
+
+def test_a_selector_and_executor_follow_a_catalog_change_without_a_restart(tmp_path):
+    """The selector learns fp32 is best; fp32 is retired and bf16 (better still) added: fp32 is never live again and
+    bf16 wins most of the live time after the change."""
+    catalog = make_catalog(tmp_path)
+    rng = np.random.default_rng(5)
+    quality = {"int8": 0.3, "fp16": 0.5, "fp32": 0.8, "bf16": 0.9}
+    sel = arqon.Selector({"arms": list(catalog.ids), "policy": "thompson", "seed": 3})
+    ex = arqon.Executor({**policy(variant={"cooldown": 0}), "params": {}}, None, catalog)
+    live = []
+    for now in range(1000):
+        if now == 500:
+            ex.use_catalog(_next_version(tmp_path, retire=["fp32"], add=["bf16"]), now)
+            sel = sel.with_arms(ex.variants)
+        reward = float(rng.random() < quality[ex.variant])
+        ex.step(None, {"lat": 1.0}, float("nan"), now, selector=sel, reward=reward)
+        live.append(ex.variant)
+    assert live[400:500].count("fp32") > 80
+    assert "fp32" not in live[500:] and live[-300:].count("bf16") > 250, {v: live[500:].count(v) for v in quality}
