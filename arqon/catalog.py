@@ -14,7 +14,8 @@ payload's length and hash. A refusal is one ``CatalogRefused`` whose message nam
 
 Lifecycle: ``candidate -> approved -> retired``, nothing else; a candidate may be dropped. At most one version of an id
 is approved at a time. The hot path sees only dense indices: ``Catalog.ids`` lists the approved variants in the
-caller's scope, in catalog order, and a selector's arm ``i`` is ``Catalog.variants[i]``.
+caller's scope, in catalog order, and a selector's arm ``i`` is ``Catalog.variants[i]`` (after a catalog change,
+``Executor.variants[i]``: see ``Executor.use_catalog``).
 """
 
 from __future__ import annotations

@@ -170,7 +170,8 @@ class Executor:
 
     def __init__(self, policy, tuner: Tuner | None = None, catalog=None):
         self.policy = load_policy(policy)
-        self.variants = _variant_ids(self.policy, catalog)  # the ids behind the variant column's indices
+        self.variants = _variant_ids(self.policy, catalog)  # the names behind the variant column's indices
+        self.builds = tuple((v.id, v.version) for v in catalog.variants) if self.variants else ()
         self.catalog = catalog
         self._set_approved(self.variants)
         self.names = (tuner.names if tuner is not None else ()) + (("variant",) if self.variants else ())
@@ -183,46 +184,92 @@ class Executor:
         self._log = None  # an arqon.AuditLog that records every decision (set by AuditLog(..., executor=self))
 
     def _set_approved(self, approved) -> None:
-        self.approved = tuple(approved)  # the variants that may be live, in index order
+        wanted = set(approved)
+        self.approved = tuple(v for v in self.variants if v in wanted)  # may be live; in index order
         self._variant_index = {v: i for i, v in enumerate(self.variants) if v in self.approved}
         self._eligible = np.array([v in self._variant_index for v in self.variants], dtype=np.bool_)
 
     def use_catalog(self, catalog, now: int) -> Flags:
         """Take ``catalog`` (a newer version of the same catalog, loaded and verified for the same scope) between
-        steps: its approved variants that are new get the next indices, ``approved`` becomes its approved set, and a
-        variant it no longer approves is withdrawn: if it was known-good, the policy's known_good (or the first
-        approved variant) takes that place; if it was live or staged, known-good goes live now (VARIANT_WITHDRAWN
-        with ROLLED_BACK or ABORTED). A Selector over ``variants`` grows with ``selector.with_arms(variants)``.
-        ConfigError, with nothing changed, for another catalog, an older version, no approved variant, or more
-        variants than the policy's capacity."""
+        steps. Each of its approved builds (an id at a version) not seen before gets the next index, named by its id
+        (``id@version`` when another build of that id already has an index: a new build of an id never takes over an
+        old build's index); ``approved`` becomes its approved builds; a build it no longer approves is withdrawn: if
+        known-good, the policy's known_good (or the first approved variant) takes that place; if live or staged,
+        known-good goes live now (VARIANT_WITHDRAWN with ROLLED_BACK or ABORTED). ``builds[i]`` is index i's (id,
+        version). A Selector over ``variants`` grows with ``selector.with_arms(variants)``. ConfigError, with nothing
+        changed, for another catalog, an older version or the same version with other contents, or one approving
+        nothing; with more builds than the policy's capacity, the withdrawals are made, the new builds are not added,
+        and ConfigError says so."""
+        from arqon.catalog import Catalog
+
+        if not isinstance(catalog, Catalog):
+            raise TypeError(f"use_catalog: catalog must be an arqon.catalog.Catalog (from load_catalog), got "
+                            f"{type(catalog).__name__}")
         if not self.variants:
             raise ConfigError("use_catalog: this executor was built without a catalog")
         old = self.catalog
         if (catalog.name, catalog.scope) != (old.name, old.scope):
             raise ConfigError(f"use_catalog: catalog {catalog.name!r} in scope {catalog.scope!r} is not the one in "
                               f"use ({old.name!r} in scope {old.scope!r})")
-        if catalog.version < old.version:
-            raise ConfigError(f"use_catalog: catalog {catalog.name} v{catalog.version} is older than v{old.version}, "
-                              "the one in use")
-        approved = tuple(catalog.ids)
-        if not approved:
+        if catalog.version < old.version or (catalog.version == old.version and catalog.digest != old.digest):
+            raise ConfigError(f"use_catalog: catalog {catalog.name} v{catalog.version} is "
+                              + ("older than" if catalog.version < old.version else "another file than")
+                              + f" v{old.version}, the one in use")
+        if not catalog.variants:
             raise ConfigError(f"use_catalog: catalog {catalog.name} v{catalog.version} approves no variant in scope "
                               f"{catalog.scope}: use kill() to stop the executor instead")
-        variants = self.variants + tuple(v for v in approved if v not in self.variants)
+        wanted = [(v.id, v.version) for v in catalog.variants]
+        new = [b for b in wanted if b not in self.builds]
         slots = int(self._h["slots"])
-        if len(variants) > slots:
-            raise ConfigError(f"use_catalog: {len(variants)} variants in all, retired ones included, but this "
-                              f"executor has room for {slots} (policy variant.capacity)")
+        if len(self.builds) + len(new) > slots:
+            kept = [b for b in wanted if b in self.builds]
+            withdrawn = [self.variants[i] for i, b in enumerate(self.builds) if self._eligible[i] and b not in wanted]
+            if kept and withdrawn:  # safety first: what the new version retires is withdrawn anyway
+                self._set_variants(self.variants, self.builds, kept, now)
+            raise ConfigError(
+                f"use_catalog: {len(self.builds) + len(new)} builds in all, retired ones included, but this executor "
+                f"has room for {slots} (policy variant.capacity): "
+                + (f"withdrew {', '.join(withdrawn)}; " if kept and withdrawn else "nothing changed; ")
+                + f"did not add {', '.join(i + '@' + str(v) for i, v in new)}")
+        variants, builds = list(self.variants), list(self.builds)
+        for build in new:
+            variants.append(build[0] if build[0] not in variants else f"{build[0]}@{build[1]}")
+            builds.append(build)
+        flags = self._set_variants(tuple(variants), tuple(builds), wanted, now)
+        self.catalog = catalog
+        return flags
+
+    def allow(self, variants, now: int) -> Flags:
+        """Narrow (or widen back) the variants that may be live to ``variants`` (names of ``variants`` whose build the
+        catalog approves): e.g. those whose envelope admits the hardware the process now runs on. The rest are
+        withdrawn as by ``use_catalog`` (known-good goes live now if the live variant is among them). ValueError
+        naming one the catalog does not approve, or for an empty set."""
+        if not self.variants:
+            raise ValueError("allow: this executor has no catalog")
+        approved = {(v.id, v.version) for v in self.catalog.variants}
+        choices = [n for n, b in zip(self.variants, self.builds) if b in approved]
+        unknown = sorted(set(variants) - set(choices))
+        if unknown or not set(variants):
+            raise ValueError(f"allow: {', '.join(map(repr, unknown)) or 'no variant'}: give one or more of the "
+                             f"catalog's approved variants ({', '.join(choices)})")
+        wanted = [b for n, b in zip(self.variants, self.builds) if n in set(variants)]
+        return self._set_variants(self.variants, self.builds, wanted, now)
+
+    def _set_variants(self, variants: tuple, builds: tuple, approved: list, now: int) -> Flags:
+        """Make the ``approved`` builds (among ``builds``, the new index order, named ``variants``) the set that may
+        be live, in one kernel call; a withdrawn known-good is replaced by the policy's known_good if approved, else
+        by the first approved."""
+        approved_names = [variants[builds.index(b)] for b in approved]
         known_good = self.policy.variant.known_good
-        fallback = variants.index(known_good if known_good in approved else
-                                  next(v for v in variants if v in approved))
-        mask = np.zeros(slots)
-        mask[[variants.index(v) for v in approved]] = 1.0
+        fallback = variants.index(known_good if known_good in approved_names else
+                                  next(v for v in variants if v in approved_names))
+        mask = np.zeros(int(self._h["slots"]))
+        mask[[builds.index(b) for b in approved]] = 1.0
         flags = _SET_VARIANTS(self._state, mask, fallback, int(now))
         if flags == g.BAD_STATE:
-            raise ValueError("use_catalog: the executor state was refused (BAD_STATE): nothing changed")
-        self.variants, self.catalog = variants, catalog
-        self._set_approved(approved)
+            raise ValueError("the executor state was refused (BAD_STATE): nothing changed")
+        self.variants, self.builds = variants, builds
+        self._set_approved(approved_names)
         return self._named_flags(flags)
 
     def _named_flags(self, flags: int) -> Flags:

@@ -27,6 +27,7 @@ _SELECT = entry_point(kb.select)
 _UPDATE = entry_point(kb.update)
 _STEP = entry_point(kb.step)
 _TOURNAMENT = entry_point(kb.tournament)
+_CANDIDATES = entry_point(kb.bandit_candidates)
 _AUDITED_SELECT = entry_point(kba.audited_select)
 _AUDITED_UPDATE = entry_point(kba.audited_update)
 _AUDITED_STEP = entry_point(kba.audited_step)
@@ -265,8 +266,8 @@ class Selector:
             mask = eligible
         else:
             items = list(eligible)
-            if all(isinstance(e, (bool, np.bool_)) for e in items) and len(items) == k:
-                mask = np.array(items, dtype=np.bool_)
+            if items and all(isinstance(e, (bool, np.bool_)) for e in items):
+                mask = np.array(items, dtype=np.bool_)  # its length is checked below
             else:  # a collection of arms (indices or names)
                 mask = np.zeros(k, dtype=np.bool_)
                 for e in items:
@@ -383,6 +384,15 @@ class Selector:
         if not mask.any():
             raise ValueError("eligible: no item is eligible")
         return _TOURNAMENT(self.state, s, mask, int(size))
+
+    def candidates(self, eligible=None) -> np.ndarray:
+        """The arms a choice now could pick (a boolean mask): those ``eligible`` allows that meet every constraint
+        with the configured confidence, as ``select`` filters them."""
+        out = np.zeros(len(self.names), dtype=np.bool_)
+        n = _CANDIDATES(self.state, self._mask(eligible), out)
+        if n < 0:
+            raise RuntimeError(f"candidates refused: {Status(-n)!r}")
+        return out
 
     def eligible_from(self, telemetry, slos: dict, min_samples: int = 1) -> np.ndarray:
         """The mask SLA-first selection starts from, fed by the telemetry data plane: ``slos`` maps an arm (name or

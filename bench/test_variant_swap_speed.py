@@ -14,8 +14,14 @@ from arqon.contracts import guard_offers
 CALLS = 1000
 
 
+class _Variant:
+    def __init__(self, id_):
+        self.id, self.version = id_, 1
+
+
 class _Catalog:  # what the executor reads of a loaded catalog (verification is the catalog tests' business)
     name, version, scope, ids = "bench", 1, "prod", ("tile16", "tile32")
+    variants = [_Variant("tile16"), _Variant("tile32")]
 
 
 def executor(d=4):

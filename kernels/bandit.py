@@ -532,6 +532,29 @@ def step(state, reward, metrics, eligible, context):
     return arm
 
 
+@kernel(t.int64(F8, MASK, MASK))
+def bandit_candidates(state, eligible, out):
+    """Which arms a choice now could pick: ``out[a]`` True when ``eligible`` allows arm ``a`` and it meets every
+    constraint with the configured confidence (SLA-first eligibility, as ``select`` applies it). Mutates: out.
+    Allocates: nothing. Returns: the number of candidates; -BAD_STATE or -BAD_ARGUMENT (masks not of length K),
+    with nothing touched, when refused."""
+    if open_bandit(state) != OK:
+        return -BAD_STATE
+    h = _header(state)
+    k = h[0]["k"]
+    if eligible.shape[0] != k or out.shape[0] != k:
+        return -BAD_ARGUMENT
+    m, v = _matrix(h), _vector(h)
+    for a in range(k):
+        if _meets_constraints(h, m, v, a) < 0:
+            return -BAD_STATE
+    n = 0
+    for a in range(k):
+        out[a] = _candidate(h, m, v, eligible, a)
+        n += out[a]
+    return n
+
+
 @kernel(t.int64(F8))
 def bandit_status(state):
     """The flags of the last call on ``state`` (NONE_ELIGIBLE, DRIFT), or BAD_STATE. Allocates: nothing."""
@@ -638,9 +661,13 @@ def extend_bandit_state(old, new):
     prior). Mutates: new. Raises ValueError, touching nothing, for states that do not match."""
     ho, hn = bandit_header(old), bandit_header(new)
     ko, kn = int(ho["k"]), int(hn["k"])
-    sizes = ("policy", "d", "n_metrics", "n_cons", "window", "history")
-    if kn < ko or any(ho[f] != hn[f] for f in sizes):
-        raise ValueError(f"extend: the new state must have the old one's {', '.join(sizes)} and at least its {ko} arms")
+    same = ("policy", "d", "n_metrics", "n_cons", "window", "history", "check_every", "stride", "min_samples",
+            "fallback", "explore", "discount", "prior_a", "prior_b", "prior_mean", "prior_var", "noise_var", "bound",
+            "xi", "delta", "forced", "ridge", "z")
+    differ = [f for f in same if ho[f] != hn[f]]
+    if kn < ko or differ:
+        raise ValueError(f"extend: the new state must have the old one's settings and at least its {ko} arms "
+                         f"(differ: {', '.join(differ) or 'none'}; arms {kn})")
     k_words = hn["k"], hn["words"]
     for name in BANDIT_HEADER.names:
         if not name.startswith("_"):

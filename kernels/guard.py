@@ -113,8 +113,8 @@ F8 = t.float64[::1]  # a state as the kernels take it: the whole buffer (and pro
 def open_guard(state):
     """OK when ``state`` is a whole executor state its kernels can run on: magic, layout id, a word count equal to the
     array's size and to header + GUARD_ROWS * width, sizes within the width, ``live`` 0 or 1, the canary stage, judged
-    metric and rate-limit ring within their ranges, the variant slots within the width and their column within the
-    snapshot; else BAD_STATE. Reads: the header. Allocates: nothing."""
+    metric and rate-limit ring within their ranges, the variant slots within the width and their column the last;
+    else BAD_STATE. Reads: the header. Allocates: nothing."""
     n = state.shape[0]
     if n < GUARD_HEADER_WORDS:
         return BAD_STATE
@@ -129,7 +129,7 @@ def open_guard(state):
     bad |= (g["rate_head"] < 0) | (g["rate_head"] >= RATE_MAX) | (g["rate_count"] < 0) | (g["rate_count"] > RATE_MAX)
     bad |= (g["rate_applies"] < 0) | (g["rate_applies"] > RATE_MAX)
     slots, col = g["slots"], g["variant_col"]
-    bad |= (slots < 0) | (slots > w) | ((slots == 0) != (col == -1)) | ((slots > 0) & ((col < 0) | (col >= d)))
+    bad |= (slots < 0) | (slots > w) | ((slots == 0) != (col == -1)) | ((slots > 0) & (col != d - 1))
     return BAD_STATE if bad else OK
 
 
@@ -227,9 +227,11 @@ def _reasons(h, m, proposal, t):
 
 @kernel(t.boolean(GUARD_TYPE, t.float64[:, ::1], t.float64), inline=True)
 def _approved(h, m, index):
-    """True when ``index`` is an approved variant slot, or NaN (refused as NONFINITE by the checks that follow)."""
+    """True when ``index`` is a whole number naming an approved variant slot, or NaN (refused as NONFINITE by the
+    checks that follow)."""
     slots = h[0]["slots"]
-    return index != index or (index >= 0.0 and index < slots and m[APPROVED, np.int64(index)] == 1.0)
+    return index != index or (index >= 0.0 and index < slots and index == math.floor(index)
+                              and m[APPROVED, np.int64(index)] == 1.0)
 
 
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
@@ -285,6 +287,8 @@ def _validate(h, m, proposal, now):
             reasons = _reasons(h, m, proposal, t)
             if reasons & NONFINITE:
                 return REJECTED | NONFINITE
+    if g["slots"] > 0 and not _approved(h, m, m[SCRATCH, g["variant_col"]]):  # what clipping made of it, too
+        return REJECTED | NOT_APPROVED
     if g["risk_budget"] > 0:
         differs = 0
         for i in range(d):
@@ -612,6 +616,7 @@ def guard_set_variants(state, approved, fallback, now):
     flags = 0
     if not _approved(h, m, m[BASELINE, col]):
         m[BASELINE, col] = fallback
+        g["baseline_samples"] = 0  # the new known-good's levels are learnt afresh (relative SLOs, canary)
         flags |= VARIANT_WITHDRAWN
     phase = g["phase"]
     settled = ROLLED_BACK_PHASE if g["consecutive_rollbacks"] > 0 else KNOWN_GOOD
@@ -651,9 +656,10 @@ def guard_shadow(state, proposal, out, now):
 def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0, slots=0):
     """An executor state that runs: ``d`` parameters, all allowed, unbounded, no max delta, no cooldown, known-good
     all zeros and live; room for ``n_metrics`` metrics, ``n_slos`` SLOs and ``n_stages`` canary stages, which count as
-    declared (the caller writes their rows); with ``slots`` > 0 the last column is a variant index over that many
-    slots, none approved yet (the caller writes the APPROVED row). The shell maps a policy onto it. Returns: the whole
-    buffer."""
+    declared (the caller writes their rows); with ``slots`` > 0 the last column is a whole-numbered variant index over
+    that many slots, slot 0 (live and known-good) the only one approved: approve others with ``guard_set_variants``,
+    which keeps the live and known-good variants approved (writing the APPROVED row directly does not). The shell maps
+    a policy onto it. Returns: the whole buffer."""
     for name, value in (("d", d), ("n_metrics", n_metrics), ("n_slos", n_slos), ("n_stages", n_stages),
                         ("slots", slots)):
         if not (1 if name == "d" else 0) <= value <= MAX_WIDTH:
@@ -668,6 +674,8 @@ def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0, slots=0):
     h["phase"], h["now"], h["last_apply"], h["deadline"] = KNOWN_GOOD, NEVER, NEVER, -NEVER
     m = guard_matrix(buf)
     m[LO], m[HI], m[MAX_STEP], m[ALLOWED], m[UNTIL] = -NO_LIMIT, NO_LIMIT, NO_LIMIT, 1.0, NEVER
+    if slots:
+        m[WHOLE, d - 1], m[APPROVED, 0], h["wholes"] = 1.0, 1.0, 1
     return buf
 
 

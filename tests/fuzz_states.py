@@ -185,7 +185,7 @@ def guard_valid(buf):
             and 0 <= h["rate_applies"] <= g.RATE_MAX):
         return False
     slots, col = h["slots"], h["variant_col"]
-    if not 0 <= slots <= w or (slots == 0) != (col == -1) or (slots and not 0 <= col < h["d"]):
+    if not 0 <= slots <= w or (slots == 0) != (col == -1) or (slots and col != h["d"] - 1):
         return False
     slo_metrics = buf[words:].reshape(g.GUARD_ROWS, w)[g.SLO_METRIC, :h["n_slos"]]
     return bool(np.all((slo_metrics >= 0) & (slo_metrics < h["n_metrics"])))
@@ -220,7 +220,8 @@ def _guard_component(mode, seed):
                    "metrics": ["lat", "err", "qps"], "slos": ["lat <= 50", "err < 0.01 * baseline"],
                    "canary": {"metric": "lat", "stages": [{"min_samples": 3}, {"min_samples": 5}]},
                    "rate_limit": {"applies": 3, "window": 10}, "variant": {"cooldown": 1, "capacity": 8}}, tuner,
-                  types.SimpleNamespace(ids=("a", "b", "c"), name="fuzz", version=1, scope="prod"))
+                  types.SimpleNamespace(ids=("a", "b", "c"), name="fuzz", version=1, scope="prod",
+                                        variants=[types.SimpleNamespace(id=v, version=1) for v in "abc"]))
     for now in range(12):
         ex.observe({"lat": 10.0 + now % 3, "err": 0.001, "qps": 100.0}, 2 * now)
         ex.offer([5.0 + (now % 4) * 0.5, 5.0, 5.0 + now % 2, 4.0, now % 3], 2 * now + 1)

@@ -487,3 +487,33 @@ def test_telemetry_windows_feed_the_eligibility_mask():
     assert all(sel.select(eligible=mask) != 1 for _ in range(20))
     with pytest.raises(ValueError, match="slos\\['a'\\]: a \\(metric, stat, limit\\) triple"):
         sel.eligible_from(tel, {"a": ("lat_a", "p99")})
+
+
+def test_candidates_are_the_mask_and_the_constraints_as_a_plain_computation_gives_them():
+    """``Selector.candidates`` against mean + z s.e. <= limit worked out in NumPy from the metrics each arm was
+    given (arms with fewer than min_samples samples count as meeting it), over random masks."""
+    from statistics import NormalDist
+
+    sel = arqon.Selector({"arms": 5, "policy": "ucb1", "metrics": ["lat", "acc"], "min_samples": 3,
+                          "constraints": [{"metric": "lat", "max": 10.0}, {"metric": "acc", "min": 0.5}]})
+    rng = np.random.default_rng(7)
+    seen = {a: [] for a in range(5)}
+    centres = [(5.0, 0.9), (9.5, 0.8), (20.0, 0.9), (5.0, 0.3), (9.0, 0.55)]
+    z = NormalDist().inv_cdf(0.95)
+    arm = sel.select()
+    for _ in range(60):
+        lat, acc = centres[arm][0] + rng.normal(0, 2), centres[arm][1] + rng.normal(0, 0.1)
+        seen[arm].append((lat, acc))
+        arm = sel.step(0.5, eligible=rng.random(5) < 0.8, metrics=[lat, acc])
+        mask = rng.random(5) < 0.7
+        expected = []
+        for a in range(5):
+            x = np.array(seen[a]).reshape(-1, 2)
+            ok = True
+            if len(x) >= 3:
+                mean, se = x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(len(x))
+                ok = mean[0] + z * se[0] <= 10.0 and mean[1] - z * se[1] >= 0.5
+            expected.append(bool(mask[a]) and ok)
+        assert sel.candidates(eligible=mask).tolist() == expected
+    with pytest.raises(ValueError, match="eligible"):
+        sel.candidates(eligible=[True, False])

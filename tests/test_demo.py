@@ -136,3 +136,36 @@ def test_cli_demo_report_validate_warmup(tmp_path, capsys, monkeypatch):
     assert cli.main(["validate", str(odd)]) == 2 and "--kind" in capsys.readouterr().err
     assert cli.main(["validate", str(odd), "--kind", "telemetry"]) == 2
     assert cli.main(["warmup"]) == 0 and "ready" in capsys.readouterr().out
+
+
+def test_inference_scenario_never_runs_a_variant_outside_its_envelope_and_finds_each_contexts_best():
+    """Phase 2: every live variant is approved and admitted by its envelope at that step (checked here against the
+    model's memory sizes, not the catalog the run used); in every context the variant most often live is the oracle's
+    (the best one meeting the SLO by the latency distribution); the regret against the oracle is below the best single
+    variant's; a rollback follows only windows over the SLO; the same seed gives the same decisions."""
+    from arqon.demo import inference as inf
+
+    out = inf.run(seed=3)
+    ids = out["ids"]
+    assert out["violations"].sum() == 0
+    for t in range(0, inf.STEPS, 7):
+        hardware = inf.context_at(t)[0]
+        assert inf.QUANT[ids[out["live"][t]].split("-")[0]][1] <= inf.MEMORY_GIB[hardware]
+    for c, context in enumerate(inf.CONTEXTS):
+        live = out["live"][out["context"] == c]
+        best = np.flatnonzero(out["feasible"][context])[np.argmax(out["table"][context][out["feasible"][context]])]
+        assert np.bincount(live, minlength=len(ids)).argmax() == best, context
+        assert inf.true_p99(ids[best], context) <= inf.SLO_MS
+    rows = {r["run"].split(" ")[0]: r for r in inf.summarize(out)}
+    assert rows["arqon"]["regret vs oracle"] < 0.75 * rows["best"]["regret vs oracle"]
+    assert rows["arqon"]["regret vs best fixed"] < 0 and rows["oracle"]["regret vs oracle"] == 0.0
+    assert set(np.flatnonzero(out["rolled_back"])) <= set(np.flatnonzero(out["breach"]))
+    again = inf.run(seed=3)
+    assert np.array_equal(again["live"], out["live"]) and np.array_equal(again["p99"], out["p99"])
+
+
+def test_cli_demo_inference_writes_its_table_and_plot(tmp_path, capsys):
+    assert cli.main(["demo", "--scenario", "inference", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best fixed (" in out and "oracle (per context)" in out and "envelope violations" in out
+    assert "inference-variants.png" in (tmp_path / "d" / "index.html").read_text()

@@ -9,6 +9,7 @@ import arqon
 from arqon import catalog as cat
 from arqon.config import ConfigError
 from arqon.executor import Flags
+from arqon.kernels import bandit as kb
 from arqon.kernels import guard as g
 
 
@@ -242,11 +243,17 @@ def test_a_catalog_change_that_cannot_be_taken_changes_nothing(tmp_path):
     v2 = _next_version(tmp_path, add=["bf16"])
     with pytest.raises(ConfigError, match="v1 is older than v2"):
         arqon.Executor(policy(), tuner(), v2).use_catalog(catalog, now=0)
-    v3 = _next_version(tmp_path, add=["q4", "q3"])  # 6 variants in all, room for 4
-    with pytest.raises(ConfigError, match="6 variants in all, retired ones included, but this executor has room for 4"):
+    v3 = _next_version(tmp_path, add=["q4", "q3"])  # 6 builds in all, room for 4
+    with pytest.raises(ConfigError, match="6 builds in all, retired ones included, but this executor has room for 4 "
+                                          "\\(policy variant.capacity\\): nothing changed; did not add bf16@1, q4@1"):
         ex.use_catalog(v3, now=0)
     with pytest.raises(ConfigError, match="approves no variant"):
         ex.use_catalog(_next_version(tmp_path, retire=["int8", "fp16", "fp32", "bf16", "q4", "q3"]), now=0)
+    with pytest.raises(ConfigError, match="v1 is another file than v1"):
+        (tmp_path / "twin").mkdir()
+        ex.use_catalog(make_catalog(tmp_path / "twin", approved=("int8", "fp16")), now=0)  # v1 with other contents
+    with pytest.raises(TypeError, match="catalog must be an arqon.catalog.Catalog"):
+        ex.use_catalog(None, now=0)
     assert np.array_equal(ex.state, before) and ex.variants == ("int8", "fp16", "fp32")
     with pytest.raises(ConfigError, match="variant.capacity 2 is smaller than the 3 approved"):
         arqon.Executor(policy(variant={"capacity": 2}), tuner(), catalog)
@@ -267,12 +274,13 @@ def test_the_kernel_refuses_a_malformed_approved_set_and_touches_nothing(catalog
 
 
 @pytest.mark.parametrize("config", [{"policy": "ucb1"}, {"policy": "klucb"},
-                                    {"policy": "glr-klucb", "glr_klucb": {"history": 20}},
+                                    {"policy": "glr-klucb", "glr_klucb": {"history": 20, "forced": 0.0}},
                                     {"policy": "sliding-window-ucb", "sliding_window_ucb": {"window": 30}},
                                     {"policy": "linucb", "context": 3}])
 def test_a_grown_selector_with_its_new_arms_masked_decides_as_the_old_one(config):
     """The deterministic policies: every statistic and the arm out carry over, so with the new arms masked the grown
-    selector makes the old one's choices, reward for reward."""
+    selector makes the old one's choices, reward for reward (GLR-klUCB without forced exploration: its schedule,
+    every floor(K / alpha) steps, depends on K)."""
     rng = np.random.default_rng(4)
     old = arqon.Selector({"arms": ["a", "b", "c"], "seed": 2, **config})
     context = (lambda: rng.normal(size=3)) if "context" in config else (lambda: None)
@@ -284,7 +292,7 @@ def test_a_grown_selector_with_its_new_arms_masked_decides_as_the_old_one(config
     assert {k: grown.stats()[k] for k in "abc"} == old.stats()
     assert grown.stats()["d"]["plays"] == 0
     mask = [True, True, True, False, False]
-    for _ in range(120):
+    for _ in range(600):
         reward, x = float(rng.random() < 0.5), context()
         a = old.step(reward, context=x)
         b = grown.step(reward, eligible=mask, context=x)
@@ -311,3 +319,97 @@ def test_a_selector_and_executor_follow_a_catalog_change_without_a_restart(tmp_p
         live.append(ex.variant)
     assert live[400:500].count("fp32") > 80
     assert "fp32" not in live[500:] and live[-300:].count("bf16") > 250, {v: live[500:].count(v) for v in quality}
+
+
+def test_allow_narrows_the_live_set_and_widens_it_back(catalog):
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16"}), tuner(), catalog)
+    ex.swap("fp32", now=0)
+    flags = ex.allow(["int8", "fp16"], now=1)  # e.g. the hardware now holds only these
+    assert flags & Flags.VARIANT_WITHDRAWN and ex.variant == "fp16" and ex.approved == ("int8", "fp16")
+    with pytest.raises(ValueError, match="not an approved variant"):
+        ex.swap("fp32", now=2)
+    assert not ex.allow(["int8", "fp16", "fp32"], now=3) & Flags.VARIANT_WITHDRAWN
+    assert ex.swap("fp32", now=4) & Flags.APPLIED and ex.variants == ("int8", "fp16", "fp32")
+    for bad in (["int4"], ["exit3"], [], ["nope", "int8"]):
+        with pytest.raises(ValueError, match="give one or more of the catalog's approved variants"):
+            ex.allow(bad, now=5)
+    assert ex.variant == "fp32"
+
+
+def test_a_new_build_of_an_id_gets_its_own_index_and_the_old_build_is_withdrawn(tmp_path):
+    """fp32@1 retired and fp32@2 approved: a table indexed by variant must never run build 1 again."""
+    catalog = make_catalog(tmp_path)
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16"}), tuner(), catalog)
+    ex.swap("fp32", now=0)
+    path = tmp_path / "cat.json"
+    cat.promote(path, "fp32", "retired", by="test")
+    (tmp_path / "fp32.bin").write_bytes(b"fp32 build 2")
+    cat.add_variant(path, "fp32", 2, tmp_path / "fp32.bin", {"scopes": ["prod"]})
+    cat.promote(path, "fp32", "approved", version=2, by="test")
+    cat.sign_catalog(path, tmp_path / "k")
+    flags = ex.use_catalog(cat.load_catalog(path, [tmp_path / "k.pub"], scope="prod", state=False), now=1)
+    assert flags & Flags.VARIANT_WITHDRAWN and flags & Flags.ROLLED_BACK and ex.variant == "fp16"
+    assert ex.variants == ("int8", "fp16", "fp32", "fp32@2") and ex.approved == ("int8", "fp16", "fp32@2")
+    assert ex.builds == (("int8", 1), ("fp16", 1), ("fp32", 1), ("fp32", 2))
+    assert ex.swap("fp32@2", now=2) & Flags.APPLIED and ex.live.tolist() == [5.0, 3.0]
+
+
+def test_a_full_executor_still_withdraws_what_a_new_version_retires(tmp_path):
+    catalog = make_catalog(tmp_path)
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16", "capacity": 3}), tuner(), catalog)
+    ex.swap("fp32", now=0)
+    with pytest.raises(ConfigError, match="withdrew fp32; did not add bf16@1"):
+        ex.use_catalog(_next_version(tmp_path, retire=["fp32"], add=["bf16"]), now=1)
+    assert ex.variant == "fp16" and ex.approved == ("int8", "fp16")
+
+
+@pytest.mark.parametrize("mode", ["clip", "reject"])
+def test_whatever_the_kernels_are_called_with_live_and_known_good_stay_approved(mode):
+    """A random walk over the guard kernels on a state with a variant column whose bounds and max delta are finite
+    (so clipping moves an index) and whose approved set changes: after every call the live and the known-good
+    variants are approved slots; an unapproved one is never made live."""
+    rng = np.random.default_rng(11 if mode == "clip" else 12)
+    slots = 8
+    state = g.new_guard_state(2, 1, 1, 1, slots)
+    m, h = g.guard_matrix(state), g.guard_header(state)
+    h["reject_mode"] = int(mode == "reject")
+    m[g.HI, 1], m[g.MAX_STEP, 1] = 6.0, 2.0  # finite: clipping can land on any index in reach
+    m[g.SLO_METRIC, 0], m[g.SLO_OP, 0], m[g.SLO_LIMIT, 0] = 0.0, 0.0, 10.0  # metric 0 <= 10
+    m[g.STAGE_SAMPLES, 0], m[g.STAGE_REGRESSION, 0] = 2.0, 0.5
+    approved = np.zeros(slots)
+    approved[0] = 1.0
+    applied = 0
+    for now in range(3000):
+        op = rng.integers(8)
+        if op == 0:
+            approved = (rng.random(slots) < 0.5).astype(float)
+            approved[rng.integers(slots)] = 1.0
+            assert g.guard_set_variants(state, approved, int(np.flatnonzero(approved)[0]), now) != g.BAD_STATE
+        elif op in (1, 2):
+            applied += bool(g.guard_offer(state, np.array([rng.normal(), rng.integers(-1, slots + 2) + 0.0]), now)
+                            & g.APPLIED)
+        elif op == 3:
+            g.guard_propose(state, np.array([0.0, float(rng.integers(slots))]), now)
+        elif op == 4:
+            g.guard_apply(state, now)
+        elif op == 5:
+            g.guard_observe(state, np.array([rng.choice([1.0, 50.0])]), now)
+        elif op == 6:
+            g.guard_swap(state, np.zeros(2), 1, float(rng.integers(slots)) + rng.choice([0.0, 0.5]), now)
+        else:
+            (g.guard_snapback, g.guard_kill, g.guard_resume)[rng.integers(3)](state, now)
+        for row in (int(h["live"]), g.BASELINE):
+            index = m[row, 1]
+            assert index == int(index) and approved[int(index)] == 1.0, (now, op, row, index)
+    assert applied > 50  # the walk did make variants live
+
+
+def test_extending_a_state_refuses_other_settings():
+    old = arqon.Selector({"arms": 2, "seed": 1})
+    other = arqon.Selector({"arms": 3, "seed": 1, "thompson": {"prior_a": 50.0}})
+    before = other.state.copy()
+    with pytest.raises(ValueError, match="differ: prior_a"):
+        kb.extend_bandit_state(old.state, other.state)
+    with pytest.raises(ValueError, match="at least its 3 arms"):
+        kb.extend_bandit_state(other.state, old.state)
+    assert np.array_equal(other.state.view(np.uint64), before.view(np.uint64))

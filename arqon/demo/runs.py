@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 
 import arqon
+from arqon.demo import inference
 from arqon.demo import scenarios as sc
 from arqon.demo import service as sv
 from arqon.kernels import rng_seed
@@ -309,15 +310,18 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
     """Run the scenarios ``names``, print each summary table, and write the report (PNGs, index.html) into ``out``."""
     from arqon import report
 
-    scenarios = [sc.SCENARIOS[name] for name in names]
+    scenarios = [sc.SCENARIOS[name] for name in names if name in sc.SCENARIOS]
+    phase2 = "inference" in names
     try:
         from tqdm import tqdm
     except ImportError:
         raise arqon.ConfigError("arqon demo needs the demo extra: pip install 'arqon[demo]'") from None
     report._pyplot()  # fail now, not after the runs, if matplotlib is missing
     out.mkdir(parents=True, exist_ok=True)
-    static = best_at_start(scenarios[0], requests, seed)  # every scenario starts from the same conditions
-    bar = tqdm(total=3 * sum(s.steps for s in scenarios), unit="step", disable=not progress, desc="arqon demo")
+    # every scenario starts from the same conditions
+    static = best_at_start(scenarios[0], requests, seed) if scenarios else None
+    total = 3 * sum(s.steps for s in scenarios) + (inference.STEPS if phase2 else 0)
+    bar = tqdm(total=total, unit="step", disable=not progress, desc="arqon demo")
     sections = []
     for scenario in scenarios:
         bar.set_postfix_str(scenario.name)
@@ -330,9 +334,21 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
                         + f"<p>Audit logs: {runs['arqon'].log.name}, {runs['no guardrails'].log.name} "
                           f"(<code>arqon report LOG</code> redraws these plots from either).</p>"
                         + "".join(f'<p><img src="{p.name}"></p>' for p in images))
+    if phase2:
+        bar.set_postfix_str("inference")
+        out_ = inference.run(seed, bar)
+        rows = inference.summarize(out_)
+        print(f"\n{inference.TITLE} (inference): {inference.DESCRIPTION}\n{summary_text(rows)}", flush=True)
+        image = inference.plot(out_, out / "inference-variants.png")
+        sections.append(f"<h2>{inference.TITLE}</h2><p>{inference.DESCRIPTION}</p>" + report.html_table(rows)
+                        + "<p>Regret: the sum over steps of the expected reward given up, against the best variant "
+                          "meeting the SLO in each context (the oracle) and against the best single variant; "
+                          "envelope violations: steps whose live variant's envelope excludes the hardware.</p>"
+                        + f'<p><img src="{image.name}"></p>')
     bar.close()
     names = [k["name"] for k in sc.KNOBS]
-    intro = (f"<p>The simulated service ({len(names)} knobs: {', '.join(names)}), "
+    intro = "" if static is None else (
+             f"<p>The simulated service ({len(names)} knobs: {', '.join(names)}), "
              f"{requests} requests per step, seed {seed}. SLOs: {'; '.join(SLOS)}. The static configuration is the "
              f"best of a random search at the starting conditions: {dict(zip(names, np.round(static, 3).tolist()))}."
              "</p><p>Columns: cost ratios against the static run (lower is better); SLO breaches = steps with p99 "

@@ -55,3 +55,9 @@ SCENARIOS = {s.name: s for s in (
              "workers) instead of the tuner's proposals, every step; it breaches the latency SLO wherever it goes live.",
              2400, 1200, (1200, 1500)),
 )}
+
+# phase 2: a selector among a signed catalog's variants (arqon.demo.inference), as (title, description)
+INFERENCE = ("A simulated inference server choosing among approved variants",
+             "12 approved variants in a signed catalog (fp16 / int8 / int4, full depth or early exit, a single-request "
+             "or an 8-request batch kernel); the hardware class (GPU, or a CPU fail-over host too small for fp16), "
+             "the prompt length and the load change every 600 steps; p99 latency SLO 400 ms.")
