@@ -15,6 +15,7 @@ meets the SLO in each context), on the model's expected values, so the figures c
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import tempfile
@@ -83,6 +84,7 @@ def serve(variant: str, context: tuple, rng: np.random.Generator) -> dict:
             "reward": float(quality - LATENCY_WEIGHT * p50)}
 
 
+@functools.lru_cache(maxsize=None)
 def true_p99(variant: str, context: tuple) -> float:
     """The 99th percentile of the variant's latency distribution in ``context``, from 400,000 draws (fixed seed)."""
     e, rng = expected(variant, *context), np.random.default_rng(0)
