@@ -1,13 +1,14 @@
 """A memory-safety campaign against the kernels of each component, run in a child process by ``test_state_fuzz.py``.
 
-``python -m tests.fuzz_states COMPONENT MODE SEED`` takes a live mid-run state of COMPONENT (a tuner strategy,
-``guard``: the safety executor, ``telemetry``, or ``ring``: a telemetry ring, also as an audit ring), and for each
+``python -m tests.fuzz_states COMPONENT[,COMPONENT...] MODE SEED`` takes a live mid-run state of each COMPONENT (a
+tuner strategy, ``guard``: the safety executor, ``telemetry``, ``ring``: a telemetry ring, also as an audit ring, or
+``bandit-glr`` / ``bandit-window`` / ``bandit-linear``: a selector; seeds SEED, SEED + 1, ...), and for each
 seeded case corrupts one header field (a telemetry's metric record too; or a random header word; or truncates or extends
 the buffer), places the result between canary words, and calls every public kernel of the component on it, from one
 ``@njit`` function (MODE njit) or from its ``py_func`` (MODE python: each kernel called from Python). Whether the
 corrupted state is valid is decided independently of the kernels' open checks, from the layout declaration in plain
-Python (``reference_valid``, ``guard_valid``, ``telemetry_valid``, ``ring_valid``). It prints ``case N`` before each
-case (so a crash names it) and a JSON summary last.
+Python (``reference_valid``, ``guard_valid``, ``telemetry_valid``, ``ring_valid``, ``bandit_valid``). It prints
+``COMPONENT case N`` before each case (so a crash names it) and the summaries, one JSON object, last.
 """
 
 import json
@@ -25,7 +26,7 @@ from arqon.kernels import audit as audit_kernels
 from arqon.kernels import bandit as kb
 from arqon.kernels import guard as g
 from arqon.kernels import ring as ring_kernels
-from arqon.kernels import stats
+from arqon.kernels import drop_stale_cache, stats
 from arqon.kernels import telemetry as tel_kernels
 from arqon.kernels.state import (
     BLOCKS, CMAES, HEADER, HEADER_WORDS, LAYOUT_IDS, MAGIC, MAX_D, PENDING_BATCH, PENDING_NONE, PENDING_ONE, ROWS, SPSA,
@@ -44,6 +45,12 @@ GUARD = 256  # canary words each side of the state
 CANARY = np.frombuffer(np.uint64(0x7FF4DEADBEEF0001).tobytes(), np.float64)[0]  # a NaN no kernel writes
 STEPS = 20  # steps run on a state the reference calls valid, so a bad counter has time to reach an index
 
+
+def _cache_probe():
+    pass
+
+
+drop_stale_cache(_cache_probe)  # the harness's cached @njit callers inline arqon kernels: drop them when those change
 
 def _int_fields(record):
     """(name, index) of every int64 word of the header record: the sizes, offsets and counters."""
@@ -153,7 +160,7 @@ def apply(words, n, case, records):
     return n
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _njit_calls(state, values, steps):
     s = kernels.open_state(state)
     s |= kernels.ask(state) | kernels.step(state, 1.5) | kernels.tell(state, 0.5) | kernels.ask_batch(state)
@@ -194,7 +201,7 @@ def guard_valid(buf):
 _SLOTS_WORD = g.GUARD_HEADER.fields["slots"][1] // 8
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _guard_njit_calls(state, proposal, metrics, out, approved, steps):
     s = g.open_guard(state) | g.guard_offer(state, proposal, 1) | g.guard_observe(state, metrics, 2)
     s |= g.guard_propose(state, proposal, 3) | g.guard_apply(state, 4) | g.guard_shadow(state, proposal, out, 5)
@@ -276,7 +283,7 @@ def telemetry_valid(buf):
     return True
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _telemetry_njit_calls(tel, ring_header, tuner, records, steps):
     s = stats.open_telemetry(tel) | tel_kernels.emit(tel, ring_header, 0, 2.5, 1) | tel_kernels.ingest(tel, records, 3)
     s |= tel_kernels.tune_from_window(tuner, tel, ring_header, 0, stats.MEAN, 0.0, 1, 2)
@@ -322,7 +329,7 @@ def ring_valid(buf):
             and ring_kernels.RING_HEADER_WORDS + capacity * ring_kernels.RECORD_WORDS == buf.shape[0])
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _ring_njit_calls(ring, tuner, out, audit_out, steps):
     s = ring_kernels.open_ring(ring) | ring_kernels.ring_push(ring, 1, 0, 2.5, 0, 0, 0)
     s |= audit_kernels.audited_step(tuner, ring, 1.5, 2) | audit_kernels.audited_ask(tuner, ring, 3)
@@ -377,7 +384,7 @@ def bandit_valid(buf):
     return words + (kb.BASE_ROWS + 3 * h["n_metrics"]) * k + n_vec == buf.shape[0]
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _bandit_njit_calls(state, mask, context, metrics, scores, steps):
     arm = kb.select(state, mask, context)
     s = kb.open_bandit(state) | kb.bandit_status(state)
@@ -419,7 +426,8 @@ def _bandit_component(component, mode, seed):
     return sel.state.copy(), [(kb.BANDIT_HEADER, 0)], "k", bandit_valid, run
 
 
-def main(component, mode, seed):
+def campaign(component, mode, seed):
+    """The seeded cases of one component: its summary (counts and the cases that broke a rule)."""
     if component.startswith("bandit"):
         build = lambda m, s: _bandit_component(component, m, s)  # noqa: E731
     else:
@@ -430,7 +438,7 @@ def main(component, mode, seed):
     summary = {"cases": 0, "invalid": 0, "refused_invalid": 0, "accepted_invalid": [], "refused_valid": [],
                "outside_writes": [], "changed_when_refused": []}
     for number, (what, case) in enumerate(cases(rng, pristine, records, size_field)):
-        print(f"case {number}", flush=True)
+        print(f"{component} case {number}", flush=True)
         big = np.full(GUARD + pristine.shape[0] + 2 * GUARD, CANARY)
         words = big[GUARD:GUARD + pristine.shape[0] + GUARD]
         words[:pristine.shape[0]] = pristine
@@ -453,7 +461,14 @@ def main(component, mode, seed):
                 summary["accepted_invalid"].append(what)
         elif status & kernels.BAD_STATE:
             summary["refused_valid"].append(what)
-    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def main(components, mode, first_seed):
+    """Run the campaigns of ``components`` (comma-separated) in this process, seeds from ``first_seed`` on, and print
+    their summaries as one JSON object (a crash leaves the last "COMPONENT case N" line as the culprit)."""
+    summaries = {c: campaign(c, mode, first_seed + i) for i, c in enumerate(components.split(","))}
+    print(json.dumps(summaries), flush=True)
 
 
 if __name__ == "__main__":
