@@ -172,6 +172,7 @@ class Executor:
         self.policy = load_policy(policy)
         self.variants = _variant_ids(self.policy, catalog)  # the names behind the variant column's indices
         self.builds = tuple((v.id, v.version) for v in catalog.variants) if self.variants else ()
+        self._allowed = set(self.builds)  # the builds the catalog approves, as far as the executor took it
         self.catalog = catalog
         self._set_approved(self.variants)
         self.names = (tuner.names if tuner is not None else ()) + (("variant",) if self.variants else ())
@@ -199,7 +200,7 @@ class Executor:
         version). A Selector over ``variants`` grows with ``selector.with_arms(variants)``. ConfigError, with nothing
         changed, for another catalog, an older version or the same version with other contents, or one approving
         nothing; with more builds than the policy's capacity, the withdrawals are made, the new builds are not added,
-        and ConfigError says so."""
+        and ConfigError says so. A narrowing by ``allow`` does not carry over: call ``allow`` again after this."""
         from arqon.catalog import Catalog
 
         if not isinstance(catalog, Catalog):
@@ -226,6 +227,7 @@ class Executor:
             withdrawn = [self.variants[i] for i, b in enumerate(self.builds) if self._eligible[i] and b not in wanted]
             if kept and withdrawn:  # safety first: what the new version retires is withdrawn anyway
                 self._set_variants(self.variants, self.builds, kept, now)
+                self._allowed = set(kept)  # and allow() cannot bring it back
             raise ConfigError(
                 f"use_catalog: {len(self.builds) + len(new)} builds in all, retired ones included, but this executor "
                 f"has room for {slots} (policy variant.capacity): "
@@ -236,7 +238,7 @@ class Executor:
             variants.append(build[0] if build[0] not in variants else f"{build[0]}@{build[1]}")
             builds.append(build)
         flags = self._set_variants(tuple(variants), tuple(builds), wanted, now)
-        self.catalog = catalog
+        self.catalog, self._allowed = catalog, set(wanted)
         return flags
 
     def allow(self, variants, now: int) -> Flags:
@@ -246,8 +248,9 @@ class Executor:
         naming one the catalog does not approve, or for an empty set."""
         if not self.variants:
             raise ValueError("allow: this executor has no catalog")
-        approved = {(v.id, v.version) for v in self.catalog.variants}
-        choices = [n for n, b in zip(self.variants, self.builds) if b in approved]
+        if isinstance(variants, str) or not isinstance(variants, (list, tuple, set, frozenset)):
+            raise TypeError(f"allow: variants must be a list of variant names, got {type(variants).__name__}")
+        choices = [n for n, b in zip(self.variants, self.builds) if b in self._allowed]
         unknown = sorted(set(variants) - set(choices))
         if unknown or not set(variants):
             raise ValueError(f"allow: {', '.join(map(repr, unknown)) or 'no variant'}: give one or more of the "

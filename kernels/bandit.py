@@ -536,14 +536,15 @@ def step(state, reward, metrics, eligible, context):
 def bandit_candidates(state, eligible, out):
     """Which arms a choice now could pick: ``out[a]`` True when ``eligible`` allows arm ``a`` and it meets every
     constraint with the configured confidence (SLA-first eligibility, as ``select`` applies it). Mutates: out.
-    Allocates: nothing. Returns: the number of candidates; -BAD_STATE or -BAD_ARGUMENT (masks not of length K),
-    with nothing touched, when refused."""
+    Allocates: nothing. Returns: the number of candidates; -BAD_STATE or -BAD_ARGUMENT (masks not of length K, an
+    ``out`` sharing memory with the state), with nothing touched, when refused."""
     if open_bandit(state) != OK:
         return -BAD_STATE
     h = _header(state)
     k = h[0]["k"]
-    if eligible.shape[0] != k or out.shape[0] != k:
-        return -BAD_ARGUMENT
+    start, lo = out.ctypes.data, state.ctypes.data
+    if eligible.shape[0] != k or out.shape[0] != k or (start < lo + 8 * state.shape[0] and lo < start + k):
+        return -BAD_ARGUMENT  # (an ``out`` inside the state would overwrite it)
     m, v = _matrix(h), _vector(h)
     for a in range(k):
         if _meets_constraints(h, m, v, a) < 0:

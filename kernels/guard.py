@@ -134,6 +134,15 @@ def open_guard(state):
 
 
 @numba.njit(inline="always")
+def _overlaps(state, other):
+    """True when the array ``other`` shares memory with the state buffer (a work space or output inside the state
+    would let a kernel write its own header or APPROVED row)."""
+    lo = state.ctypes.data
+    start = other.ctypes.data
+    return start < lo + 8 * state.shape[0] and lo < start + other.itemsize * other.shape[0]
+
+
+@numba.njit(inline="always")
 def _header(state):
     return view_at(state.ctypes.data, 1, GUARD_HEADER)
 
@@ -416,12 +425,13 @@ def guard_offer(state, proposal, now):
 def guard_swap(state, proposal, column, value, now):
     """``guard_offer`` of the live snapshot with ``column`` set to ``value`` (e.g. the variant column to another
     variant's index), ``proposal`` (>= d words) its work space. Mutates: state, proposal. Allocates: nothing.
-    Returns: as ``guard_offer``; BAD_STATE (nothing touched) also for a column outside the snapshot."""
+    Returns: as ``guard_offer``; BAD_STATE (nothing touched) also for a column outside the snapshot or a work space
+    that shares memory with the state."""
     if open_guard(state) != OK:
         return BAD_STATE
     h = _header(state)
     d = h[0]["d"]
-    if proposal.shape[0] < d or not 0 <= column < d:
+    if proposal.shape[0] < d or not 0 <= column < d or _overlaps(state, proposal):
         return BAD_STATE
     m = _matrix(h)
     live = h[0]["live"]
@@ -638,11 +648,11 @@ def guard_set_variants(state, approved, fallback, now):
 def guard_shadow(state, proposal, out, now):
     """Shadow mode: what ``guard_offer(proposal)`` would make live, written into ``out``, with its reasons; nothing in
     the executor changes except the SCRATCH row. Allocates: nothing. Returns: reasons, or BAD_STATE (nothing touched)
-    as ``guard_propose`` or for an ``out`` shorter than d."""
+    as ``guard_propose`` or for an ``out`` shorter than d or sharing memory with the state."""
     if open_guard(state) != OK:
         return BAD_STATE
     h = _header(state)
-    if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"]:
+    if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"] or _overlaps(state, out):
         return BAD_STATE
     m = _matrix(h)
     out = borrow(out)

@@ -361,6 +361,25 @@ def test_a_full_executor_still_withdraws_what_a_new_version_retires(tmp_path):
     with pytest.raises(ConfigError, match="withdrew fp32; did not add bf16@1"):
         ex.use_catalog(_next_version(tmp_path, retire=["fp32"], add=["bf16"]), now=1)
     assert ex.variant == "fp16" and ex.approved == ("int8", "fp16")
+    with pytest.raises(ValueError, match="'fp32': give one or more of the catalog's approved variants \\(int8, fp16\\)"):
+        ex.allow(["int8", "fp16", "fp32"], now=2)  # the withdrawn build cannot come back through allow
+    with pytest.raises(TypeError, match="allow: variants must be a list of variant names, got str"):
+        ex.allow("fp16", now=2)
+
+
+def test_a_work_space_or_output_inside_the_state_is_refused_untouched(catalog):
+    ex = arqon.Executor(policy(), tuner(), catalog)
+    m = g.guard_matrix(ex.state)
+    before = ex.state.copy()
+    assert g.guard_swap(ex.state, m[g.APPROVED], 1, 0.0, 0) == g.BAD_STATE
+    assert g.guard_swap(ex.state, ex.state, 1, 0.0, 0) == g.BAD_STATE
+    assert g.guard_shadow(ex.state, np.array([5.0, 0.0]), m[g.APPROVED], 0) == g.BAD_STATE
+    assert np.array_equal(ex.state.view(np.uint64), before.view(np.uint64))
+    sel = arqon.Selector({"arms": 8})
+    inside = sel.state[kb.BANDIT_HEADER_WORDS:kb.BANDIT_HEADER_WORDS + 1].view(np.bool_)
+    state = sel.state.copy()
+    assert kb.bandit_candidates(sel.state, np.ones(8, np.bool_), inside) == -kb.BAD_ARGUMENT
+    assert np.array_equal(sel.state.view(np.uint64), state.view(np.uint64))
 
 
 @pytest.mark.parametrize("mode", ["clip", "reject"])

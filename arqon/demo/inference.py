@@ -6,8 +6,9 @@ few hundred steps: the hardware class (a GPU, or a CPU fail-over host where the 
 class (short or long prompts) and the load. One Gaussian Thompson selector per context learns each variant's quality
 net of its latency; SLA-first, only the variants whose envelope admits the hardware are eligible, and among them
 only those whose p99 stays under the SLO with 95% confidence (the selector's constraint). The executor applies every
-swap under its policy: an SLO breach rolls back to the known-good variant, and when the hardware changes under a
-variant it cannot run on, a snapback puts the known-good live before a request is served.
+swap under its policy: an SLO breach by a candidate rolls back to the known-good variant (with no canary stages, a
+candidate becomes known-good after one clean window); when the hardware changes, ``executor.allow`` withdraws the
+variants it cannot hold, and a known-good among them is replaced by ``KNOWN_GOOD``, before a request is served.
 
 The same run is scored against the best single variant and against the per-context oracle (the best variant that
 meets the SLO in each context), on the model's expected values, so the figures carry no sampling noise.
@@ -163,7 +164,7 @@ def run(seed: int = 7, progress=None) -> dict:
             last_hardware = hardware
         if context != last_context:  # the new context's selector proposes (its earlier arm out is replaced)
             executor.swap(selector.select(eligible=mask), t)
-        live = executor.variant_index(executor.variant)
+        live = int(executor.live[-1])  # the index itself: a live variant outside the envelope would be counted
         window = serve(ids[live], context, rng)
         flags = executor.observe({"p99": window["p99"]}, t)
         if selector.pending == live:  # on-policy: the selector learns only what its own arm measured
