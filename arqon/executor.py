@@ -132,7 +132,6 @@ def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.n
         m[g.LO, v], m[g.HI, v], m[g.MAX_STEP, v] = 0.0, slots - 1.0, g.NO_LIMIT
         m[g.APPROVED, : len(variants)] = 1.0
         m[g.ALLOWED, v], m[g.COOLDOWN_STEPS, v], m[g.UNTIL, v] = 1.0, policy.variant.cooldown, g.NEVER
-        m[g.WHOLE, v] = 1.0
     index = {name: j for j, name in enumerate(policy.metrics)}
     for s, slo in enumerate(slos):
         m[g.SLO_METRIC, s], m[g.SLO_OP, s] = index[slo.metric], SLO_OPS[slo.op]

@@ -160,3 +160,11 @@ else:
     def view_at(address, shape, dtype):
         """A view of memory at ``address`` with no reference count: only for arrays the caller keeps alive."""
         return numba.carray(_as_voidptr(address), shape, dtype)
+
+
+@numba.njit(inline="always")
+def shares_memory(state, other):
+    """True when the 1-d array ``other`` overlaps the float64 buffer ``state`` (a work space or output inside a state
+    would let a kernel overwrite the state itself). Allocates: nothing."""
+    lo, start = state.ctypes.data, other.ctypes.data
+    return start < lo + 8 * state.shape[0] and lo < start + other.itemsize * other.shape[0]

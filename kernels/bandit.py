@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import kernel, view_at
+from ._jit import kernel, shares_memory, view_at
 from ._status import BAD_ARGUMENT, BAD_STATE, DRIFT, NONE_ELIGIBLE, NONFINITE, NOT_ASKED, OK
 from .bandit_math import glr_fires, klucb_index, mean_and_width, sherman_morrison
 from .rng import rng_seed, rng_uniform
@@ -542,9 +542,8 @@ def bandit_candidates(state, eligible, out):
         return -BAD_STATE
     h = _header(state)
     k = h[0]["k"]
-    start, lo = out.ctypes.data, state.ctypes.data
-    if eligible.shape[0] != k or out.shape[0] != k or (start < lo + 8 * state.shape[0] and lo < start + k):
-        return -BAD_ARGUMENT  # (an ``out`` inside the state would overwrite it)
+    if eligible.shape[0] != k or out.shape[0] != k or shares_memory(state, out):
+        return -BAD_ARGUMENT
     m, v = _matrix(h), _vector(h)
     for a in range(k):
         if _meets_constraints(h, m, v, a) < 0:

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel, release_fence, view_at
+from ._jit import borrow, kernel, release_fence, shares_memory, view_at
 from ._status import BAD_STATE, NONFINITE, OK  # the tuner's values: one name, one value everywhere
 from .state import MAX_D, layout_id, opened_header, padded_record, page_aligned_zeros
 
@@ -134,15 +134,6 @@ def open_guard(state):
 
 
 @numba.njit(inline="always")
-def _overlaps(state, other):
-    """True when the array ``other`` shares memory with the state buffer (a work space or output inside the state
-    would let a kernel write its own header or APPROVED row)."""
-    lo = state.ctypes.data
-    start = other.ctypes.data
-    return start < lo + 8 * state.shape[0] and lo < start + other.itemsize * other.shape[0]
-
-
-@numba.njit(inline="always")
 def _header(state):
     return view_at(state.ctypes.data, 1, GUARD_HEADER)
 
@@ -210,8 +201,8 @@ def _tick(h, m, now):
 @kernel(t.int64(GUARD_TYPE, t.float64[:, ::1], F8, t.float64), inline=True)
 def _reasons(h, m, proposal, t):
     """Why ``proposal`` cannot go live as it stands, at time ``t``: NONFINITE, or the union over parameters of
-    OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the
-    proposal clipped into bounds and max delta); 0 if none. Mutates: nothing. Allocates: nothing."""
+    OUT_OF_BOUNDS, NOT_ALLOWED, MAX_DELTA (of the proposal clipped into bounds) and COOLDOWN (of the proposal clipped
+    into bounds and max delta); 0 if none. Mutates: nothing. Allocates: nothing."""
     g = h[0]
     live = g["live"]
     nonfinite = not_allowed = outside = far = cooling = False
@@ -431,7 +422,7 @@ def guard_swap(state, proposal, column, value, now):
         return BAD_STATE
     h = _header(state)
     d = h[0]["d"]
-    if proposal.shape[0] < d or not 0 <= column < d or _overlaps(state, proposal):
+    if proposal.shape[0] < d or not 0 <= column < d or shares_memory(state, proposal):
         return BAD_STATE
     m = _matrix(h)
     live = h[0]["live"]
@@ -652,7 +643,7 @@ def guard_shadow(state, proposal, out, now):
     if open_guard(state) != OK:
         return BAD_STATE
     h = _header(state)
-    if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"] or _overlaps(state, out):
+    if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"] or shares_memory(state, out):
         return BAD_STATE
     m = _matrix(h)
     out = borrow(out)
