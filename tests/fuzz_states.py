@@ -385,7 +385,7 @@ def bandit_valid(buf):
 
 
 @numba.njit(cache=True)
-def _bandit_njit_calls(state, mask, context, metrics, scores, steps):
+def _bandit_njit_calls(state, mask, context, metrics, scores, candidates, steps):
     arm = kb.select(state, mask, context)
     s = kb.open_bandit(state) | kb.bandit_status(state)
     refused = arm == -kernels.BAD_STATE
@@ -393,6 +393,7 @@ def _bandit_njit_calls(state, mask, context, metrics, scores, steps):
         s |= kb.update(state, arm, 0.5, metrics)
     t = kb.tournament(state, scores, mask, 3)
     refused &= t == -kernels.BAD_STATE and kb.bandit_pending(state) == -kernels.BAD_STATE
+    refused &= kb.bandit_candidates(state, mask, candidates) == -kernels.BAD_STATE
     for i in range(steps):
         arm = kb.step(state, 0.25 * (i % 5), metrics, mask, context)
         refused &= arm == -kernels.BAD_STATE
@@ -421,7 +422,7 @@ def _bandit_component(component, mode, seed):
     calls = _bandit_njit_calls if mode == "njit" else _bandit_njit_calls.py_func
 
     def run(state, steps):
-        return calls(state, mask, context, metrics, scores, steps)
+        return calls(state, mask, context, metrics, scores, np.zeros(k, np.bool_), steps)
 
     return sel.state.copy(), [(kb.BANDIT_HEADER, 0)], "k", bandit_valid, run
 
