@@ -17,6 +17,7 @@ byte offset; damage is never skipped. ``close()`` ends the log with an empty fra
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -55,7 +56,9 @@ KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STE
          audit_kernels.LIVE: "live", audit_kernels.METRIC: "metric", bandit_audit.SEL_MASK: "selector-mask",
          bandit_audit.SEL_CONTEXT: "selector-context", bandit_audit.SEL_METRIC: "selector-metric",
          bandit_audit.SEL_UPDATE: "selector-update", bandit_audit.SEL_REWARD: "selector-reward",
-         bandit_audit.SEL_CHOICE: "selector-choice"}
+         bandit_audit.SEL_CHOICE: "selector-choice", bandit_audit.SEL_ARMS: "selector-arms",
+         audit_kernels.LIFECYCLE: "lifecycle", audit_kernels.VARIANTS: "variants"}
+LIFECYCLES = ("absent", "candidate", "approved", "retired")  # a LIFECYCLE record's status: FROM * 4 + TO
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
 _TELL = entry_point(audit_kernels.audited_tell)
@@ -64,6 +67,8 @@ _DRAIN = entry_point(audit_kernels.audit_drain)
 _GUARD = entry_point(audit_kernels.audit_guard)
 _VALUES = entry_point(audit_kernels.audit_values)
 _TUNE_FROM_WINDOW = entry_point(audit_kernels.audited_tune_from_window)
+_EVENT = entry_point(audit_kernels.audit_event)
+_ARMS = entry_point(bandit_audit.audited_arms)
 
 
 class LogCorrupt(ValueError):
@@ -89,6 +94,11 @@ def _chain(previous: bytes, payload: bytes) -> bytes:
     return hashlib.blake2b(previous + payload, digest_size=16).digest()
 
 
+def variant_key_digest(key: str) -> int:
+    """The digest field of a LIFECYCLE record: a 64-bit hash of the build's ``id@version``."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
 def segment_path(path: Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.name}.{index}")
 
@@ -111,7 +121,10 @@ class AuditLog:
     ``metrics`` names the values ``record_metrics`` takes (default: the executor policy's metrics, which every
     ``Executor.observe`` records). With an executor the log also holds the live values after every flip (LIVE records
     at step t: in force from step t + 1), starting with the snapshot live at creation (at step -1): with the metrics,
-    what ``arqon report`` plots.
+    what ``arqon report`` plots. An executor that swaps catalog variants is recorded too (with ``selector=`` and no
+    tuner when it has no knobs): the catalog in force is in every segment header, each change of it (``use_catalog``,
+    ``allow``) is recorded with its lifecycle transitions and starts a new segment, and a selector grown with
+    ``with_arms`` stays recorded (docs/audit.md, "Catalog variants").
     """
 
     def __init__(self, path, tuner=None, *, selector=None, executor=None, metrics=None,
@@ -126,18 +139,19 @@ class AuditLog:
             raise ConfigError(f"rotate_bytes must be at least 4096, got {rotate_bytes!r}")
         if tuner is None and selector is None:
             raise ConfigError("an audit log records a tuner, a selector, or both: pass tuner= or selector=")
-        if executor is not None and tuner is None:
-            raise ConfigError("an executor is recorded with the tuner whose proposals it applies: pass tuner=")
+        knobs = () if executor is None else executor.names[: len(executor.names) - bool(executor.variants)]
+        if knobs and tuner is None:
+            raise ConfigError("an executor with knobs is recorded with the tuner whose proposals it applies: pass "
+                              "tuner=")
         if selector is not None and getattr(selector, "_log", None) is not None:
             raise ConfigError("this selector is already recorded by another audit log: close that one first")
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
-        if executor is not None and executor.variants:
-            raise ConfigError("an executor that swaps catalog variants cannot be recorded yet: the log has no variant "
-                              "records (record the selector: AuditLog(path, selector=...))")
-        if executor is not None and executor.names != tuner.names:
+        if tuner is not None and executor is not None and knobs != tuner.names:
             raise ConfigError("the executor was built for other parameters than the tuner's")
+        if executor is not None and executor._log is not None:
+            raise ConfigError("this executor is already recorded by another audit log: close that one first")
         self.tuner, self.executor, self.selector = tuner, executor, selector
         if metrics is None:
             metrics = executor.policy.metrics if executor is not None else []
@@ -160,6 +174,8 @@ class AuditLog:
         self._flush_now = False  # flush() asks the writer to fsync now, whatever the policy
         self._segment, self._file = 0, None
         self._chain = b""
+        self._context = self._describe()  # what every segment's header says about the run (see new_segment)
+        self._rotate_requested = False
         self._open_segment()
         self._thread = threading.Thread(target=self._run, name=f"arqon-audit:{self.path.name}", daemon=True)
         self._thread.start()
@@ -167,6 +183,8 @@ class AuditLog:
             executor._log = self  # from now on every executor decision is recorded, and Executor.step's ask/tell too
             live = executor.live
             _VALUES(self._ring, audit_kernels.LIVE, -1, live, len(live))  # in force from step 0
+            if executor.variants:  # the catalog in force from step 0: the header names it
+                self.record_guard(audit_kernels.VARIANTS, -1, 0)
         if selector is not None:
             selector._attach_log(self)  # from now on every select, update and step is recorded
 
@@ -212,6 +230,61 @@ class AuditLog:
             raise ValueError(f"expected {len(self.tuner.names)} live values {list(self.tuner.names)}, got shape "
                              f"{values.shape}")
         _VALUES(self._ring, audit_kernels.LIVE, int(now), values, len(values))
+
+    def record_variants(self, transitions, now: int, flags: int) -> None:
+        """A change of the executor's approved variants (called by the executor itself, after the change): one
+        LIFECYCLE record per ``transitions`` entry (a build's ``(id@version, from, to)`` between two catalog
+        versions), the VARIANTS decision with its ``flags``, then a new segment whose header names the catalog and the
+        approved set in force from here."""
+        for key, old, new in transitions:
+            index = next((i for i, b in enumerate(self.executor.builds) if f"{b[0]}@{b[1]}" == key), None)
+            _EVENT(self._ring, audit_kernels.LIFECYCLE, int(now), np.nan if index is None else float(index),
+                   variant_key_digest(key), LIFECYCLES.index(old) * 4 + LIFECYCLES.index(new))
+        self.record_guard(audit_kernels.VARIANTS, now, flags)
+        self.new_segment(transitions=[{"variant": k, "from": a, "to": b} for k, a, b in transitions])
+
+    def record_arms(self, old, grown) -> None:
+        """The selector ``old`` recorded here grew into ``grown`` (called by ``Selector.with_arms``): from now on
+        ``grown`` is recorded; a SEL_ARMS record, then a new segment whose header holds ``grown``'s config."""
+        if old is not self.selector:
+            raise ValueError("record_arms: that selector is not the one this log records")
+        old._attach_log(None)
+        self.selector = grown
+        grown._attach_log(self)
+        _ARMS(grown.state, self._ring, self._next(None))
+        self.new_segment()
+
+    def new_segment(self, **extra) -> None:
+        """Start a new segment after every record logged so far, its header describing the run as it is now (the
+        tuner, the selector's arms, the executor's policy and catalog) plus ``extra``; returns once it is on disk.
+        Called between steps when one of those changes (a rare event: it costs an fsync or two)."""
+        self.flush()
+        self._context = {**self._describe(), **extra}
+        self._rotate_requested = True
+        deadline = time.monotonic() + 10.0
+        while self._rotate_requested:
+            self._raise_writer_error()
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"audit writer for {self.path} did not start a new segment")
+            time.sleep(0.0005)
+        self._context = self._describe()  # a later rotation (by size) does not repeat ``extra``
+
+    def _describe(self) -> dict:
+        tuner, selector, executor = self.tuner, self.selector, self.executor
+        catalog = None if executor is None or not executor.variants else executor.catalog
+        return {"state_layout": None if tuner is None else state_layout(tuner.state),
+                "seed": None if tuner is None else tuner.config.seed,
+                "config": None if tuner is None else msgspec.to_builtins(tuner.config),
+                "selector": None if selector is None else msgspec.to_builtins(selector.config),
+                "selector_layout": None if selector is None else selector_layout(),
+                "metrics": self.metrics,
+                "policy": None if executor is None else msgspec.to_builtins(executor.policy),
+                "executor": None if executor is None else {"names": list(executor.names)},
+                "catalog": None if catalog is None else {
+                    "name": catalog.name, "version": catalog.version, "scope": catalog.scope,
+                    "digest": catalog.digest, "expires": catalog.expires, "signers": list(catalog.signers),
+                    "variants": list(executor.variants), "builds": [[i, v] for i, v in executor.builds],
+                    "approved": list(executor.approved)}}
 
     def _tuner(self):
         if self.tuner is None:
@@ -271,15 +344,7 @@ class AuditLog:
     # -- the writer thread -----------------------------------------------------------------------------------------
 
     def _open_segment(self):
-        tuner, selector = self.tuner, self.selector
-        header = {"format": FORMAT, "library": arqon.__version__,
-                  "state_layout": None if tuner is None else state_layout(tuner.state),
-                  "seed": None if tuner is None else tuner.config.seed,
-                  "config": None if tuner is None else msgspec.to_builtins(tuner.config), "segment": self._segment,
-                  "selector": None if selector is None else msgspec.to_builtins(selector.config),
-                  "selector_layout": None if selector is None else selector_layout(),
-                  "metrics": self.metrics,
-                  "policy": None if self.executor is None else msgspec.to_builtins(self.executor.policy),
+        header = {"format": FORMAT, "library": arqon.__version__, **self._context, "segment": self._segment,
                   "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         text = json.dumps(header, sort_keys=True).encode()
         if self._segment == 0:
@@ -324,12 +389,15 @@ class AuditLog:
                     os.fsync(self._file)
                     self._durable, unsynced, last_sync = self._written, 0, now
                     self._flush_now = False
-                if self._size >= self._rotate:
+                rotate = self._rotate_requested  # read once: new_segment sets it only once the ring is drained
+                if self._size >= self._rotate or rotate:
                     if unsynced:
                         os.fsync(self._file)
                         self._durable, unsynced, last_sync = self._written, 0, now
                     self._segment += 1
                     self._open_segment()
+                    if rotate:
+                        self._rotate_requested = False
                 if stopping and not n:
                     self._write_frame(b"")  # the end marker: a log without one was not closed (a crash)
                     os.fsync(self._file)
@@ -379,6 +447,41 @@ class Log:
     segments: tuple[str, ...]
     torn_tail: TornTail | None
     closed: bool  # the writer closed the log (it ends with the end marker); False after a crash or a truncation
+    headers: tuple[dict, ...] = ()  # every segment's header: the run as it was from that segment on
+    starts: tuple[int, ...] = ()  # the index of each segment's first record
+
+    def header_at(self, index: int) -> dict:
+        """The header in force at record ``index``: that of the last segment starting at or before it."""
+        return self.headers[max(bisect.bisect_right(self.starts, index) - 1, 0)]
+
+    def names(self) -> Names:
+        """What a person reads instead of indices: the arms, the variants and the lifecycle transitions."""
+        last = self.headers[-1] if self.headers else self.header
+        selector, catalog = last.get("selector"), last.get("catalog")
+        executor = last.get("executor") or {}
+        arms = None
+        if selector is not None:
+            from arqon.selector import load_selector_config
+
+            arms = load_selector_config(selector).names
+        keys = {}
+        for h in self.headers:
+            for t in h.get("transitions") or []:
+                keys[variant_key_digest(t["variant"])] = t["variant"]
+        variants = tuple(catalog["variants"]) if catalog else None
+        column = executor["names"].index("variant") if variants and "variant" in executor.get("names", ()) else None
+        return Names(arms, variants, column, keys)
+
+
+@attrs.frozen
+class Names:
+    """Names for a log's indices: a selector's arms and a catalog's variants (both only ever grow, so the last
+    segment's lists name every index used before), the executor's variant column, LIFECYCLE records' builds."""
+
+    arms: tuple[str, ...] | None
+    variants: tuple[str, ...] | None
+    variant_column: int | None
+    builds: dict  # a LIFECYCLE record's digest -> the build's id@version
 
 
 def read_log(path, repair: bool = False) -> Log:
@@ -388,6 +491,7 @@ def read_log(path, repair: bool = False) -> Log:
     if not path.is_file():
         raise FileNotFoundError(f"no audit log at {path}")
     header, chain, chunks, segments, torn, closed = None, b"", [], [], None, False
+    headers, starts, count = [], [], 0
     index = 0
     while segment_path(path, index).is_file():
         file = segment_path(path, index)
@@ -404,6 +508,8 @@ def read_log(path, repair: bool = False) -> Log:
             chain = hashlib.blake2b(data[_HEAD.size:offset - 4], digest_size=16).digest()
         elif bytes.fromhex(seg_header["chain"]) != chain:
             raise LogCorrupt(f"{file}: does not continue the chain of segment {index - 1}, at offset 0")
+        headers.append(seg_header)
+        starts.append(count)
         while offset < len(data):
             problem = _frame_problem(data, offset, chain)
             if problem:
@@ -420,12 +526,13 @@ def read_log(path, repair: bool = False) -> Log:
                 raise LogCorrupt(f"{file}: frame after the end marker at offset {offset}")
             _, length, _, chain = _FRAME.unpack_from(data, offset)
             chunks.append(data[offset + _FRAME.size: offset + _FRAME.size + length])
+            count += length // RECORD.itemsize
             closed = length == 0
             offset += _FRAME.size + length
         segments.append(str(file))
         index += 1
     records = np.frombuffer(b"".join(chunks), RECORD).copy()
-    return Log(header, records, tuple(segments), torn, closed)
+    return Log(header, records, tuple(segments), torn, closed, tuple(headers), tuple(starts))
 
 
 def _read_header(file: Path, data: bytes) -> tuple[dict, int]:
@@ -494,7 +601,12 @@ def replay(path) -> Replay:
     check that each decision (status and state digest; a selector's arm too) is bit-identical to the logged one.
     Raises ``LogIncompatible`` for a log written under another state layout (each record's digest covers the state,
     so none could match)."""
-    log = read_log(path)
+    return replay_log(read_log(path))
+
+
+def replay_log(log: Log) -> Replay:
+    """``replay`` of a log already read (``read_log``): its records are re-run as they are."""
+    path = log.segments[0] if log.segments else "log"
     records = log.records
     n = len(records)
     verified, state = n, None
@@ -520,6 +632,16 @@ def replay(path) -> Replay:
         if layout != here:
             raise incompatible(layout, here)
         checked = bandit_audit.selector_replay(selector.state, records, n)
+        while checked < n and records[checked]["kind"] == bandit_audit.SEL_ARMS and records[checked]["lost"] == 0:
+            grown = Selector(log.header_at(checked + 1)["selector"])  # the segment it starts names the new arms
+            try:
+                bandit_kernels.extend_bandit_state(selector.state, grown.state)
+            except ValueError:
+                break
+            selector = grown
+            if bandit_audit.bandit_digest(grown.state) != records[checked]["digest"]:
+                break
+            checked += 1 + bandit_audit.selector_replay(selector.state, records[checked + 1:], n - checked - 1)
         if checked < verified:
             verified, state, digest = checked, selector.state, bandit_audit.bandit_digest
     divergence = gap = None
@@ -534,13 +656,22 @@ def replay(path) -> Replay:
     return Replay(n, int(verified), divergence, gap)
 
 
-def record_dicts(records: np.ndarray, start: int = 0, arms=None):
-    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost); with ``arms`` (a
-    selector's arm names), a selector choice also names its arm (``arm``)."""
+def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None):
+    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost); with ``names``
+    (``Log.names()``) a selector choice also names its arm (``arm``), a LIVE record of the variant column its variant
+    (``variant``), and a LIFECYCLE record its build (``variant``) and ``transition`` (e.g. ``approved -> retired``)."""
+    arms = names.arms if names is not None else None
+    variants = names.variants if names is not None else None
     for i, r in enumerate(records.tolist(), start):
         _, step, value, digest, kind, status, lost = r
         row = {"index": i, "step": step, "kind": KINDS.get(kind, kind), "value": None if value != value else value,
                "status": status, "digest": f"{digest:016x}", "lost": lost}
         if arms is not None and kind == bandit_audit.SEL_CHOICE and 0 <= value < len(arms):
             row["arm"] = arms[int(value)]
+        elif (variants is not None and kind == audit_kernels.LIVE and status == names.variant_column
+              and 0 <= value < len(variants)):
+            row["variant"] = variants[int(value)]
+        elif kind == audit_kernels.LIFECYCLE and names is not None and 0 <= status < 16:
+            row["variant"] = names.builds.get(digest, "?")
+            row["transition"] = f"{LIFECYCLES[status // 4]} -> {LIFECYCLES[status % 4]}"
         yield row

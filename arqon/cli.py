@@ -257,23 +257,19 @@ def _log(args) -> int:
     elif not log.closed:
         print(f"arqon log: {args.log} was not closed (its writer stopped without the end marker)", file=sys.stderr)
     records = log.records
-    selector = log.header.get("selector")
-    arms = None
-    if selector is not None:
-        from arqon.selector import load_selector_config
-
-        arms = load_selector_config(selector).names
+    names = log.names()
     if args.verb == "export":
         out = open(args.output, "w", newline="") if args.output else sys.stdout
         try:
             if args.format == "jsonl":
-                for row in record_dicts(records, arms=arms):
+                for row in record_dicts(records, names=names):
                     out.write(json.dumps(row) + "\n")
             else:
-                fields = ["index", "step", "kind", "value", "status", "digest", "lost"] + (["arm"] if arms else [])
+                fields = ["index", "step", "kind", "value", "status", "digest", "lost"] + (
+                    ["arm"] if names.arms else []) + (["variant", "transition"] if names.variants else [])
                 writer = csv.DictWriter(out, fields)
                 writer.writeheader()
-                writer.writerows(record_dicts(records, arms=arms))
+                writer.writerows(record_dicts(records, names=names))
         finally:
             if args.output:
                 out.close()
@@ -283,19 +279,29 @@ def _log(args) -> int:
         what = []
         if h.get("config") is not None:
             what.append(f"seed {h['seed']}, params: " + ", ".join(p["name"] for p in h["config"]["params"]))
-        if arms is not None:
-            what.append(f"selector {selector.get('policy', 'thompson')} over arms: " + ", ".join(arms))
+        if names.arms is not None:
+            what.append(f"selector {h['selector'].get('policy', 'thompson')} over arms: " + ", ".join(names.arms))
         print(f"{args.log}: format {h['format']}, arqon {h['library']}, created {h['created']}, "
               f"{len(records)} records in {len(log.segments)} segment(s); " + "; ".join(what))
+        shown = None
+        for start, header in zip(log.starts, log.headers):
+            c = header.get("catalog")
+            if c is not None and (c["version"], c["approved"]) != shown:
+                shown = c["version"], c["approved"]
+                changes = "; ".join(f"{t['variant']} {t['from']} -> {t['to']}" for t in header.get("transitions") or [])
+                print(f"  from record {start}: catalog {c['name']} v{c['version']} (scope {c['scope']}, sha256 "
+                      f"{c['digest'][:16]}..., signed by {', '.join(c['signers']) or 'nobody'}), approved: "
+                      + ", ".join(c["approved"]) + (f"; lifecycle: {changes}" if changes else ""))
         start, rows = 0, records[: args.limit]
     else:
         start = max(len(records) - args.limit, 0)
         rows = records[start:]
     print(f"{'index':>8s} {'step':>8s} {'kind':5s} {'value':>14s} {'status':>6s} {'digest':16s} {'lost':>5s}")
-    for row in record_dicts(rows, start, arms=arms):
+    for row in record_dicts(rows, start, names=names):
         value = "" if row["value"] is None else f"{row['value']:.6g}"
+        named = " ".join(str(row[k]) for k in ("arm", "variant", "transition") if k in row)
         print(f"{row['index']:8d} {row['step']:8d} {row['kind']:5s} {value:>14s} {row['status']:6d} "
-              f"{row['digest']:16s} {row['lost']:5d}" + (f" {row['arm']}" if "arm" in row else ""))
+              f"{row['digest']:16s} {row['lost']:5d}" + (f" {named}" if named else ""))
     return 0
 
 

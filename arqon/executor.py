@@ -236,8 +236,12 @@ class Executor:
         for build in new:
             variants.append(build[0] if build[0] not in variants else f"{build[0]}@{build[1]}")
             builds.append(build)
-        flags = self._set_variants(tuple(variants), tuple(builds), wanted, now)
-        self.catalog, self._allowed = catalog, set(wanted)
+        before, after = ({v.key: v.lifecycle for v in c.all} for c in (old, catalog))
+        transitions = [(key, before.get(key, "absent"), after.get(key, "absent"))
+                       for key in [*after, *(k for k in before if k not in after)]
+                       if before.get(key, "absent") != after.get(key, "absent")]
+        flags = self._set_variants(tuple(variants), tuple(builds), wanted, now, catalog, transitions)
+        self._allowed = set(wanted)
         return flags
 
     def allow(self, variants, now: int) -> Flags:
@@ -257,10 +261,12 @@ class Executor:
         wanted = [b for n, b in zip(self.variants, self.builds) if n in set(variants)]
         return self._set_variants(self.variants, self.builds, wanted, now)
 
-    def _set_variants(self, variants: tuple, builds: tuple, approved: list, now: int) -> Flags:
+    def _set_variants(self, variants: tuple, builds: tuple, approved: list, now: int, catalog=None,
+                      transitions=()) -> Flags:
         """Make the ``approved`` builds (among ``builds``, the new index order, named ``variants``) the set that may
         be live, in one kernel call; a withdrawn known-good is replaced by the policy's known_good if approved, else
-        by the first approved."""
+        by the first approved. With ``catalog``, it becomes the one in use. Recorded in the audit log, if any, with
+        the catalog's lifecycle ``transitions``."""
         approved_names = [variants[builds.index(b)] for b in approved]
         known_good = self.policy.variant.known_good
         fallback = variants.index(known_good if known_good in approved_names else
@@ -271,7 +277,10 @@ class Executor:
         if flags == g.BAD_STATE:
             raise ValueError("the executor state was refused (BAD_STATE): nothing changed")
         self.variants, self.builds = variants, builds
+        self.catalog = catalog or self.catalog
         self._set_approved(approved_names)
+        if self._log is not None:
+            self._log.record_variants(transitions, now, flags)
         return self._named_flags(flags)
 
     def _named_flags(self, flags: int) -> Flags:

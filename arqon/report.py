@@ -1,7 +1,8 @@
 """``arqon report``: plots and an HTML page from an audit log alone.
 
 Everything comes from the log's records: the live knob values (LIVE records after every flip; for a log without them,
-the tuner's proposals, rebuilt by replaying it), the observed metrics (METRIC records), SLO limits (the policy in the
+the tuner's proposals, rebuilt by replaying it), the live catalog variant by name (the variant column's LIVE records,
+the approved set's changes from VARIANTS records), the observed metrics (METRIC records), SLO limits (the policy in the
 header), rollbacks and safe-mode entries (the executor's OBSERVE flags) and drift detections (DRIFT records).
 Needs the ``demo`` extra (matplotlib).
 """
@@ -38,6 +39,9 @@ class Trace:
     safe_mode: np.ndarray  # steps where safe mode was entered
     drifts: np.ndarray  # steps
     told: np.ndarray  # (steps,) the value told to the tuner at that step, NaN if none
+    variants: tuple[str, ...] = ()  # a catalog's variants by index (none without one)
+    variant: np.ndarray = np.zeros(0)  # (steps,) the index of the live variant in force during each step
+    catalog_changes: np.ndarray = np.zeros(0, np.int64)  # steps where the approved variants changed
 
     @property
     def steps(self) -> int:
@@ -58,27 +62,25 @@ class Trace:
 def read_trace(path) -> Trace:
     """Read the audit log at ``path`` into series over its steps."""
     log = read_log(path)
-    config = load_config(log.header["config"])
+    config = load_config(log.header["config"]) if log.header.get("config") is not None else None
     records = log.records
     if len(records) == 0:
         raise ConfigError(f"{path}: the log holds no records")
     kinds = records["kind"]
     observed = records[kinds == k.METRIC]
     steps = int((observed if len(observed) else records)["step"].max()) + 1  # the steps measured
-    d = len(config.params)
+    d = len(config.params) if config is not None else 0
     live = records[kinds == k.LIVE]
     knobs_are = "live" if len(live) else "proposed"
-    changes = live if len(live) else _proposals(config, records)
-    knobs = np.full((steps, d), np.nan)
-    for step, index, value in zip(changes["step"].tolist(), changes["status"].tolist(), changes["value"].tolist()):
-        if step + 1 < steps:
-            knobs[step + 1, index] = value  # decided at step t, in force from step t + 1
-    for j in range(d):  # hold each value until the next change
-        column = knobs[:, j]
-        filled = np.flatnonzero(np.isfinite(column))
-        if len(filled):
-            column[: filled[0]] = column[filled[0]]
-            column[:] = column[filled[np.maximum(np.searchsorted(filled, np.arange(steps), "right") - 1, 0)]]
+    changes = live[live["status"] < d] if len(live) or config is None else _proposals(config, records)
+    knobs = _held(changes, steps, d)
+    named = log.names()
+    variant = np.zeros(0)
+    if named.variant_column is not None:
+        picked = live[live["status"] == named.variant_column].copy()
+        picked["status"] = 0
+        variant = _held(picked, steps, 1)[:, 0]
+    decisions = records[(kinds == k.VARIANTS) & (records["step"] >= 0)]
     names = log.header.get("metrics") or []
     metrics = {name: np.full(steps, np.nan) for name in names}
     for step, index, value in zip(observed["step"].tolist(), observed["status"].tolist(), observed["value"].tolist()):
@@ -91,10 +93,27 @@ def read_trace(path) -> Trace:
     tells = records[(kinds == k.TELL) | (kinds == k.STEP)]
     tells = tells[tells["step"] < steps]
     told[tells["step"]] = tells["value"]
-    return Trace(str(path), config.names, np.array([[p.min, p.max] for p in config.params]),
-                 tuple(p.scale == "log" for p in config.params), knobs, knobs_are, metrics, slos,
+    params = config.params if config is not None else []
+    return Trace(str(path), tuple(p.name for p in params), np.array([[p.min, p.max] for p in params]).reshape(-1, 2),
+                 tuple(p.scale == "log" for p in params), knobs, knobs_are, metrics, slos,
                  observe["step"][(flags & g.ROLLED_BACK) != 0], observe["step"][(flags & g.SAFE_MODE_ENTERED) != 0],
-                 records["step"][kinds == k.DRIFT], told)
+                 records["step"][kinds == k.DRIFT], told, named.variants or (), variant, decisions["step"].copy())
+
+
+def _held(changes: np.ndarray, steps: int, d: int) -> np.ndarray:
+    """(steps, d) values from LIVE-like records (status = column): each decided at step t is in force from step t + 1
+    and held until the next change; before the first, the first."""
+    values = np.full((steps, d), np.nan)
+    for step, index, value in zip(changes["step"].tolist(), changes["status"].tolist(), changes["value"].tolist()):
+        if step + 1 < steps:
+            values[step + 1, index] = value
+    for j in range(d):
+        column = values[:, j]
+        filled = np.flatnonzero(np.isfinite(column))
+        if len(filled):
+            column[: filled[0]] = column[filled[0]]
+            column[:] = column[filled[np.maximum(np.searchsorted(filled, np.arange(steps), "right") - 1, 0)]]
+    return values
 
 
 def _proposals(config, records) -> np.ndarray:
@@ -152,8 +171,20 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
     written = []
 
     d = len(trace.names)
-    fig, axes = plt.subplots(d, 1, figsize=(10, 1.7 * d + 0.6), sharex=True, squeeze=False)
-    for j, ax in enumerate(axes[:, 0]):
+    if trace.variants:
+        fig, ax = plt.subplots(figsize=(10, 0.35 * len(trace.variants) + 1.6))
+        ax.step(t, trace.variant, where="post", lw=0.9, color="tab:blue", label="live variant")
+        for n, s in enumerate(trace.catalog_changes):
+            ax.axvline(s, color="tab:green", lw=1, ls="--", label="approved set changed" if n == 0 else None)
+        _events(ax, trace, label=True)
+        ax.set_yticks(range(len(trace.variants)), trace.variants, fontsize=7)
+        ax.set_ylim(-0.5, len(trace.variants) - 0.5)
+        ax.legend(loc="upper right", fontsize=7, ncol=4)
+        ax.set_title("the live catalog variant")
+        ax.set_xlabel("step")
+        written.append(_save(fig, out / f"{prefix}variants.png"))
+    fig, axes = plt.subplots(d, 1, figsize=(10, 1.7 * d + 0.6), sharex=True, squeeze=False) if d else (None, None)
+    for j, ax in enumerate(axes[:, 0] if d else ()):
         ax.plot(t, trace.knobs[:, j], lw=0.8, color="tab:blue", label=trace.knobs_are)
         for bound in trace.bounds[j]:
             ax.axhline(bound, color="gray", ls="--", lw=0.8)
@@ -161,10 +192,11 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
             ax.set_yscale("log")
         ax.set_ylabel(trace.names[j], fontsize=8)
         _events(ax, trace, label=j == 0)
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
-    axes[0, 0].set_title(f"knobs ({trace.knobs_are}) with their bounds (dashed)")
-    axes[-1, 0].set_xlabel("step")
-    written.append(_save(fig, out / f"{prefix}knobs.png"))
+    if d:
+        axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
+        axes[0, 0].set_title(f"knobs ({trace.knobs_are}) with their bounds (dashed)")
+        axes[-1, 0].set_xlabel("step")
+        written.append(_save(fig, out / f"{prefix}knobs.png"))
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     cost = trace.metrics.get("cost", trace.told)
@@ -247,11 +279,19 @@ def write_page(path: Path, title: str, body: str) -> Path:
 
 
 def trace_rows(trace: Trace) -> list[dict]:
-    rows = [{"what": "steps", "value": trace.steps}, {"what": "knobs", "value": ", ".join(trace.names)},
-            {"what": "SLO breaches (steps)", "value": len(trace.breaches())},
-            {"what": "rollbacks", "value": len(trace.rollbacks)},
-            {"what": "safe mode entered", "value": len(trace.safe_mode)},
-            {"what": "drift detections", "value": len(trace.drifts)}]
+    rows = [{"what": "steps", "value": trace.steps}, {"what": "knobs", "value": ", ".join(trace.names) or None}]
+    if trace.variants:
+        known = trace.variant[np.isfinite(trace.variant)].astype(int)
+        rows += [{"what": "variants", "value": ", ".join(trace.variants)},
+                 {"what": "variant switches", "value": int(np.count_nonzero(np.diff(known)))},
+                 {"what": "steps live per variant", "value": ", ".join(
+                     f"{name} {c}" for name, c in zip(trace.variants, np.bincount(known, minlength=len(trace.variants)))
+                     if c)},
+                 {"what": "approved-set changes", "value": len(trace.catalog_changes)}]
+    rows += [{"what": "SLO breaches (steps)", "value": len(trace.breaches())},
+             {"what": "rollbacks", "value": len(trace.rollbacks)},
+             {"what": "safe mode entered", "value": len(trace.safe_mode)},
+             {"what": "drift detections", "value": len(trace.drifts)}]
     for name, values in trace.metrics.items():
         rows.append({"what": f"mean {name}", "value": float(np.nanmean(values)) if np.isfinite(values).any() else None})
     return rows

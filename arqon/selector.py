@@ -229,14 +229,15 @@ class Selector:
     def with_arms(self, names) -> Selector:
         """A selector over ``names``: this selector's arms first, in their order, then new ones (e.g. a catalog's new
         variants, ``executor.variants`` after ``use_catalog``), with every statistic, the arm out and the random
-        stream carried over; the new arms start from the prior. ValueError unless ``names`` extends ``names``."""
+        stream carried over; the new arms start from the prior. ValueError unless ``names`` extends ``names``. An audit
+        log recording this selector records the growth and the new selector from then on."""
         names = list(names)
         if tuple(names[: len(self.names)]) != self.names or len(set(names)) != len(names):
             raise ValueError(f"with_arms: the arms must start with {list(self.names)}, in that order, and be distinct")
-        if self._log is not None:
-            raise ValueError("with_arms: this selector records into an audit log; give the new one its own log")
         grown = Selector({**msgspec.to_builtins(self.config), "arms": names})
         kb.extend_bandit_state(self.state, grown.state)
+        if self._log is not None:  # the log records the new selector from here on (and this one no longer)
+            self._log.record_arms(self, grown)
         return grown
 
     def _attach_log(self, log) -> None:

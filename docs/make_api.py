@@ -27,7 +27,7 @@ SECTIONS = [
     ("arqon.kernels.guard", None, "The safety executor inside `@njit` (the state from `Executor.state`)."),
     ("arqon.compat", None, "Interfaces of other tuning libraries over arqon (ArqonHPO's `ArqonSolver`)."),
     ("arqon.kernels.audit", None, "Audited tuner calls inside `@njit` (the ring from `AuditLog.ring`)."),
-    ("arqon.audit", ["read_log", "replay", "record_dicts"], "Reading and replaying audit logs."),
+    ("arqon.audit", ["read_log", "replay", "replay_log", "record_dicts"], "Reading and replaying audit logs."),
     ("arqon.report", ["report", "read_trace", "Trace", "plot_trace"], "Reports from audit logs."),
     ("arqon.catalog", ["load_catalog", "Catalog", "CatalogRefused", "generate_key", "public_key", "key_id",
                        "init_catalog", "add_variant", "promote", "sign_catalog", "read_catalog", "load_figures",

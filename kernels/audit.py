@@ -35,6 +35,11 @@ DRIFT, REOPEN = 12, 13
 # values for reports (replay passes over them): LIVE, one per parameter (status = its index, value = the live value)
 # after the executor flipped its snapshot; METRIC, one per observed metric (status = its index, value; NaN: no data)
 LIVE, METRIC = 14, 15
+# catalog variants (replay passes over them; the header of the segment the log starts right after them names what they
+# refer to): LIFECYCLE, one per lifecycle transition a newer catalog brings (value = the build's variant index, NaN for
+# one without; status = FROM * 4 + TO, each 0 absent, 1 candidate, 2 approved, 3 retired), then VARIANTS, the executor's
+# decision to take the new approved set (as OFFER: status = flags, value = generation, digest of the live snapshot)
+LIFECYCLE, VARIANTS = 22, 23
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp
@@ -209,6 +214,15 @@ def audit_guard(audit, guard_state, kind, now, flags):
     if flags & (APPLIED | ROLLED_BACK):
         status |= _log_values(audit, LIVE, now, view_at(address, g["d"], np.float64), g["d"])
     return status
+
+
+@kernel(t.int64(RING_TYPE, t.int32, t.int64, t.float64, t.uint64, t.int32))
+def audit_event(audit, kind, now, value, digest, status):
+    """One record of ``kind`` at step ``now`` with the given fields (the shell's records, e.g. LIFECYCLE).
+    Mutates: audit ring. Allocates: nothing. Returns: OK, DROPPED, or BAD_STATE (nothing logged)."""
+    if open_ring(audit) != OK:
+        return BAD_STATE
+    return _log_event(ring_header_of(audit), kind, now, value, digest, status)
 
 
 @kernel(t.int64(RING_TYPE, t.int64, t.int64, F8, t.int64))

@@ -21,6 +21,7 @@ from .bandit import (
 from .ring import RING_HEADER_TYPE, RING_TYPE, open_ring, ring_header_of
 
 SEL_MASK, SEL_CONTEXT, SEL_METRIC, SEL_UPDATE, SEL_REWARD, SEL_CHOICE = 16, 17, 18, 19, 20, 21
+SEL_ARMS = 24  # the selector grew new arms (value = arms after, digest of the grown state); replay stops there
 
 
 @kernel(t.uint64(F8), inline=True)
@@ -118,8 +119,8 @@ def audited_step(state, audit, reward, metrics, eligible, context, step_):
 def selector_replay(state, records, n):
     """Re-run the selector records among the first ``n`` (others are passed over) on ``state``, a selector rebuilt
     from the log's config and seed, checking each SEL_CHOICE's arm, flags and digest and each SEL_UPDATE's flags and
-    digest. Stops at a gap (``lost``) or a mismatch. Mutates: state. Allocates: the replay's input buffers.
-    Returns: the index of the first record not verified (n when all were; 0 for a state that does not open)."""
+    digest. Stops at a gap (``lost``), a mismatch or a SEL_ARMS record. Mutates: state. Allocates: the replay's input
+    buffers. Returns: the index of the first record not verified (n when all were; 0 for a state that does not open)."""
     if open_bandit(state) != OK:
         return 0
     g = _header(state)[0]
@@ -146,6 +147,8 @@ def selector_replay(state, records, n):
             target[j] = r[i]["value"]
         elif kind == SEL_REWARD:
             reward, rewarded = r[i]["value"], True
+        elif kind == SEL_ARMS:  # the caller grows the state (the next segment's header names the arms) and goes on
+            return i
         elif kind == SEL_UPDATE:
             status = update(state, g["last"], r[i]["value"], metrics)
             if status != r[i]["status"] or bandit_digest(state) != r[i]["digest"]:
@@ -159,3 +162,13 @@ def selector_replay(state, records, n):
                 eligible[:] = True
                 masked = False
     return n
+
+
+@kernel(t.int64(F8, RING_TYPE, t.int64))
+def audited_arms(state, audit, step_):
+    """Record that ``state`` is a selector grown to new arms (SEL_ARMS: value = its arms, digest = ``bandit_digest``).
+    Mutates: audit ring. Allocates: nothing. Returns: OK, DROPPED, or BAD_STATE (nothing logged)."""
+    if open_bandit(state) != OK or open_ring(audit) != OK:
+        return BAD_STATE
+    state = borrow(state)
+    return _log_event(ring_header_of(audit), SEL_ARMS, step_, np.float64(_header(state)[0]["k"]), bandit_digest(state), 0)
