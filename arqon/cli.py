@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("log", metavar="LOG")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    from arqon.demo.scenarios import INFERENCE, SCENARIOS
+    from arqon.demo.scenarios import INFERENCE, KERNELS, SCENARIOS
 
     d = commands.add_parser(
         "demo", help="tune a simulated service live, beside static and unguarded runs, and write a report",
@@ -77,10 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                     "the static best-at-start configuration, and tuned without guardrails. Prints a summary table per "
                     "scenario and writes PNG plots, the audit logs and index.html into --out.",
         epilog="scenarios: " + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
-               + f"; inference: {INFERENCE[1]}")
-    d.add_argument("--scenario", nargs="+", choices=[*SCENARIOS, "inference", "all"], default=["all"],
-                   help="scenarios to run (default: all); inference is the phase-2 scenario: a selector choosing "
-                        "among a signed catalog's variants through the executor")
+               + f"; inference: {INFERENCE[1]}; kernels: {KERNELS[1]}")
+    d.add_argument("--scenario", nargs="+", choices=[*SCENARIOS, "inference", "kernels", "all"], default=["all"],
+                   help="scenarios to run (default: all); inference and kernels are the phase-2 scenarios: selectors "
+                        "choosing among a signed catalog's variants through the executor (a simulated inference "
+                        "server; real Numba kernels timed here)")
     d.add_argument("--out", default="arqon-demo", metavar="DIR", help="report folder (default ./arqon-demo)")
     d.add_argument("--requests", type=int, default=2000, help="simulated requests per step (default 2000)")
     d.add_argument("--seed", type=int, default=7, help="seed of the tuners and of the request noise (default 7)")
@@ -152,7 +153,7 @@ def _demo(args) -> int:
 
     if args.requests < 100:
         raise ConfigError("--requests must be at least 100 (a window's p99 needs them)")
-    names = [*SCENARIOS, "inference"] if "all" in args.scenario else list(dict.fromkeys(args.scenario))
+    names = [*SCENARIOS, "inference", "kernels"] if "all" in args.scenario else list(dict.fromkeys(args.scenario))
     page = runs.main(names, Path(args.out), args.requests, args.seed, progress=not args.quiet)
     print(f"\nreport: {page}")
     return 0

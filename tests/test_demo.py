@@ -186,3 +186,21 @@ def test_cli_demo_inference_writes_its_table_and_plot(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert "best fixed (" in out and "oracle (per context)" in out and "envelope violations" in out
     assert "inference-variants.png" in (tmp_path / "d" / "index.html").read_text()
+
+
+def test_cli_demo_kernels_runs_the_real_variants_and_reports_them(tmp_path, capsys, monkeypatch):
+    """The kernels scenario through the CLI: the gate's refusal, a table against the best and the worst single build,
+    the plot; every live build is one the signed catalog approves."""
+    from arqon.demo import kernels, runs
+
+    monkeypatch.setattr(runs, "KERNEL_DECISIONS", 120)
+    seen = {}
+    original = kernels.run
+    monkeypatch.setattr(kernels, "run", lambda *a, **k: seen.setdefault("out", original(*a, **k)))
+    assert cli.main(["demo", "--scenario", "kernels", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Refused by the gate: skip_t48" in printed and "best single (" in printed and "worst single (" in printed
+    out = seen["out"]
+    assert len(out["live"]) == 120 and {v for _, v in out["live"]} <= set(out["catalog"].ids)
+    assert all(v.lifecycle == "approved" for v in out["catalog"].variants) and "skip_t48" not in out["ids"]
+    assert "kernels-variants.png" in (tmp_path / "d" / "index.html").read_text()

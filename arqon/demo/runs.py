@@ -21,6 +21,7 @@ SLOS = ("p99_latency <= 60", "error_rate <= 0.01")
 P99_LIMIT, ERROR_LIMIT = 60.0, 0.01
 METRICS = ["p99_latency", "p50_latency", "error_rate", "cost"]
 OPERATOR_DELAY = 50  # steps an operator takes to look at safe mode and resume
+KERNEL_DECISIONS = 600  # decisions of the kernels scenario
 
 
 def tuner_config(seed: int, start: np.ndarray) -> dict:
@@ -312,6 +313,7 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
 
     scenarios = [sc.SCENARIOS[name] for name in names if name in sc.SCENARIOS]
     phase2 = "inference" in names
+    real = "kernels" in names
     try:
         from tqdm import tqdm
     except ImportError:
@@ -320,7 +322,7 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
     out.mkdir(parents=True, exist_ok=True)
     # every scenario starts from the same conditions
     static = best_at_start(scenarios[0], requests, seed) if scenarios else None
-    total = 3 * sum(s.steps for s in scenarios) + (inference.STEPS if phase2 else 0)
+    total = 3 * sum(s.steps for s in scenarios) + (inference.STEPS if phase2 else 0) + (KERNEL_DECISIONS if real else 0)
     bar = tqdm(total=total, unit="step", disable=not progress, desc="arqon demo")
     sections = []
     for scenario in scenarios:
@@ -345,6 +347,20 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
                           "meeting the SLO in each context (the oracle) and against the best single variant; "
                           "envelope violations: steps whose live variant's envelope excludes the hardware.</p>"
                         + f'<p><img src="{image.name}"></p>')
+    if real:
+        from arqon.demo import kernels  # compiles its kernels: only when asked for
+
+        bar.set_postfix_str("kernels")
+        out_ = kernels.run(KERNEL_DECISIONS, seed, bar)
+        rows = kernels.summarize(out_)
+        print(f"\n{kernels.TITLE} (kernels): {kernels.DESCRIPTION} Refused by the gate: {', '.join(out_['refused'])}."
+              f"\n{summary_text(rows)}", flush=True)
+        image = kernels.plot(out_, out / "kernels-variants.png")
+        sections.append(f"<h2>{kernels.TITLE}</h2><p>{kernels.DESCRIPTION} Refused by the correctness gate: "
+                        f"{', '.join(out_['refused'])}.</p>" + report.html_table(rows)
+                        + "<p>Kernel ms: the sum of the live variant's measured times over the decisions; for a single "
+                          "variant, its median time per size times the decisions at that size (measured after the "
+                          "online run, on the same inputs).</p>" + f'<p><img src="{image.name}"></p>')
     bar.close()
     names = [k["name"] for k in sc.KNOBS]
     intro = "" if static is None else (

@@ -61,3 +61,10 @@ INFERENCE = ("A simulated inference server choosing among approved variants",
              "12 approved variants in a signed catalog (fp16 / int8 / int4, full depth or early exit, a single-request "
              "or an 8-request batch kernel); the hardware class (GPU, or a CPU fail-over host too small for fp16), "
              "the prompt length and the load change every 600 steps; p99 latency SLO 400 ms.")
+
+# phase 2, the real one: Numba kernel variants from a signed catalog, timed on this machine (arqon.demo.kernels)
+KERNELS = ("Real kernel variants chosen by their measured time",
+           "Nine blocked matrix-multiply builds (two loop orders x four tile sizes, and one that skips the last "
+           "partial tile) go through a correctness gate against NumPy; the eight that pass are signed into a catalog; "
+           "one selector per input size (64, then 192, then 64 again) picks the live build through the executor by "
+           "its measured time on this machine.")
