@@ -144,7 +144,7 @@ def build_guard_state(policy: Policy, tuner: Tuner | None, catalog=None) -> np.n
     h["phase"], h["now"], h["last_apply"] = g.KNOWN_GOOD, g.NEVER, g.NEVER
     h["dwell"] = policy.cooldown
     h["cooldowns"] = int((m[g.COOLDOWN_STEPS, :d] > 0).any())
-    h["wholes"] = int((m[g.WHOLE, :d] != 0).any())
+    h["wholes"] = int((m[g.WHOLE, : len(params)] != 0).any())  # the variant's index: checked by the approved set
     if policy.rate_limit:
         h["rate_applies"], h["rate_window"] = policy.rate_limit.applies, policy.rate_limit.window
     h["risk_budget"] = policy.risk_budget or 0

@@ -72,7 +72,8 @@ _FIELDS = [
     ("deadline", np.int64), ("safe_mode", np.int64), ("safe_mode_after", np.int64), ("consecutive_rollbacks", np.int64),
     ("judged", np.int64), ("baseline_samples", np.int64), ("last_flags", np.int64),
     ("cooldowns", np.int64),  # 1 if any parameter has a cooldown (COOLDOWN_STEPS > 0): applies then keep UNTIL
-    ("wholes", np.int64),  # 1 if any parameter takes whole numbers only (WHOLE): proposals are then checked for it
+    ("wholes", np.int64),  # 1 if any knob takes whole numbers only (WHOLE): proposals are then checked for it (the
+    # variant column's index is checked as a member of the approved set, which holds whole numbers only)
     ("variant_col", np.int64),  # the column holding a variant index (-1: none); its value must be an approved slot
     ("slots", np.int64),  # variant slots (0: none): slot i is approved while m[APPROVED, i] is 1
     ("n_proposals", np.int64), ("n_rejected", np.int64), ("n_applied", np.int64), ("n_rollbacks", np.int64),
@@ -260,7 +261,8 @@ def _validate(h, m, proposal, now):
         if fractional:
             return REJECTED | NOT_WHOLE
     if g["slots"] > 0 and not _approved(h, m, proposal[g["variant_col"]]):  # in both modes: no variant is "near"
-        return REJECTED | NOT_APPROVED
+        index = proposal[g["variant_col"]]
+        return REJECTED | NOT_APPROVED | (NOT_WHOLE if index != math.floor(index) else 0)
     live = g["live"]
     t = np.float64(now)
     changed = False
@@ -287,8 +289,9 @@ def _validate(h, m, proposal, now):
             reasons = _reasons(h, m, proposal, t)
             if reasons & NONFINITE:
                 return REJECTED | NONFINITE
-    if g["slots"] > 0 and not _approved(h, m, m[SCRATCH, g["variant_col"]]):  # what clipping made of it, too
-        return REJECTED | NOT_APPROVED
+            col = g["variant_col"]  # what clipping made of the variant (when it changed it) is checked too
+            if g["slots"] > 0 and m[SCRATCH, col] != proposal[col] and not _approved(h, m, m[SCRATCH, col]):
+                return REJECTED | NOT_APPROVED
     if g["risk_budget"] > 0:
         differs = 0
         for i in range(d):
@@ -676,7 +679,7 @@ def new_guard_state(d, n_metrics=0, n_slos=0, n_stages=0, slots=0):
     m = guard_matrix(buf)
     m[LO], m[HI], m[MAX_STEP], m[ALLOWED], m[UNTIL] = -NO_LIMIT, NO_LIMIT, NO_LIMIT, 1.0, NEVER
     if slots:
-        m[WHOLE, d - 1], m[APPROVED, 0], h["wholes"] = 1.0, 1.0, 1
+        m[WHOLE, d - 1], m[APPROVED, 0] = 1.0, 1.0
     return buf
 
 
