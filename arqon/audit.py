@@ -6,8 +6,10 @@ header as JSON (format, library version, tuner state layout, seed, the full tune
 value the segment starts from) and a u32 CRC-32 of that JSON. Frames follow, each ``[u32 magic][u32 length][u32 crc][16-byte chain]``
 then ``length`` bytes of ``AUDIT_RECORD``s; ``crc`` is the CRC-32 of length, chain and payload, and
 ``chain = BLAKE2b-128(previous chain + payload)`` links every frame to all before it (the first previous chain is the
-BLAKE2b-128 of the first segment's header). When a segment reaches ``rotate_bytes`` the next one is ``LOG.1``,
-``LOG.2`` and so on, its header carrying the chain value reached.
+BLAKE2b-128 of the first segment's header). When a segment reaches ``rotate_bytes`` (or the run changes: a catalog, a
+selector's arms) the next one is ``LOG.1``, ``LOG.2`` and so on, its header carrying the chain value reached, and the
+chain goes on from ``BLAKE2b-128(that value + the header)``, so no header can be changed unseen. A segment is written
+to ``LOG.N.tmp`` with its header, fsynced, then linked into place: a crash never leaves a segment without a header.
 
 Reading a log checks everything. A damaged last frame of the last segment (a write cut short by a crash) is a *torn
 tail*: reported, and cut off with ``repair=True``. Any other damage stops with ``LogCorrupt`` naming the file and the
@@ -44,7 +46,8 @@ from arqon.kernels.state import header as _state_header, layout_name
 from arqon.status import Status
 from arqon.telemetry import Ring, window_args
 
-FORMAT = 1
+FORMAT = 2  # 2: the header of every segment after the first is in the hash chain too (1: only the first's)
+READS = (1, 2)
 FILE_MAGIC = b"ARQONLOG"
 FRAME_MAGIC = 0x31465241  # b"ARF1"
 _FRAME = struct.Struct("<III16s")
@@ -146,8 +149,10 @@ class AuditLog:
         if selector is not None and getattr(selector, "_log", None) is not None:
             raise ConfigError("this selector is already recorded by another audit log: close that one first")
         self.path = Path(path)
-        if self.path.exists():
-            raise FileExistsError(f"{self.path} exists: an audit log is never overwritten; pick a new path")
+        for existing in (self.path, segment_path(self.path, 1)):
+            if existing.exists():
+                raise FileExistsError(f"{existing} exists: an audit log is never overwritten (nor continued from an "
+                                      "earlier run's segments); pick a new path")
         if tuner is not None and executor is not None and knobs != tuner.names:
             raise ConfigError("the executor was built for other parameters than the tuner's")
         if executor is not None and executor._log is not None:
@@ -169,6 +174,8 @@ class AuditLog:
         self._last_step, self._lost = -1, 0  # the writer's view: last step drained, refusals already on record
         self._durable = 0  # records on disk and fsynced
         self._written = 0  # records handed to the OS
+        self._own = 0  # of those, LOST records the writer wrote itself (not in the ring's count)
+        self._acked = 0  # records from the ring on disk and fsynced: what flush() waits for
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._flush_now = False  # flush() asks the writer to fsync now, whatever the policy
@@ -231,24 +238,32 @@ class AuditLog:
                              f"{values.shape}")
         _VALUES(self._ring, audit_kernels.LIVE, int(now), values, len(values))
 
-    def record_variants(self, transitions, now: int, flags: int) -> None:
+    def check_writer(self) -> None:
+        """Raise now if the writer stopped (its error, or that it is gone): called before a change that must be
+        recorded, so that nothing changes unrecorded."""
+        self._raise_writer_error()
+        if not self._thread.is_alive():
+            raise RuntimeError(f"audit writer for {self.path} is not running (the log was closed)")
+
+    def record_variants(self, transitions, now: int, flags: int, **extra) -> None:
         """A change of the executor's approved variants (called by the executor itself, after the change): one
         LIFECYCLE record per ``transitions`` entry (a build's ``(id@version, from, to)`` between two catalog
         versions), the VARIANTS decision with its ``flags``, then a new segment whose header names the catalog and the
-        approved set in force from here."""
+        approved set in force from here (and ``extra``)."""
         for key, old, new in transitions:
             index = next((i for i, b in enumerate(self.executor.builds) if f"{b[0]}@{b[1]}" == key), None)
             _EVENT(self._ring, audit_kernels.LIFECYCLE, int(now), np.nan if index is None else float(index),
                    variant_key_digest(key), LIFECYCLES.index(old) * 4 + LIFECYCLES.index(new))
         self.record_guard(audit_kernels.VARIANTS, now, flags)
-        self.new_segment(transitions=[{"variant": k, "from": a, "to": b} for k, a, b in transitions])
+        self.new_segment(transitions=[{"variant": k, "from": a, "to": b} for k, a, b in transitions], **extra)
 
     def record_arms(self, old, grown) -> None:
         """The selector ``old`` recorded here grew into ``grown`` (called by ``Selector.with_arms``): from now on
         ``grown`` is recorded; a SEL_ARMS record, then a new segment whose header holds ``grown``'s config."""
         if old is not self.selector:
             raise ValueError("record_arms: that selector is not the one this log records")
-        old._attach_log(None)
+        self.check_writer()
+        old._attach_log(_Superseded(grown))
         self.selector = grown
         grown._attach_log(self)
         _ARMS(grown.state, self._ring, self._next(None))
@@ -284,7 +299,8 @@ class AuditLog:
                     "name": catalog.name, "version": catalog.version, "scope": catalog.scope,
                     "digest": catalog.digest, "expires": catalog.expires, "signers": list(catalog.signers),
                     "variants": list(executor.variants), "builds": [[i, v] for i, v in executor.builds],
-                    "approved": list(executor.approved)}}
+                    "approved": [n for n, b in zip(executor.variants, executor.builds) if b in executor._allowed],
+                    "allowed": list(executor.approved)}}
 
     def _tuner(self):
         if self.tuner is None:
@@ -313,7 +329,7 @@ class AuditLog:
         """Wait until every record logged so far is durable (whatever the fsync policy)."""
         target = int(self._header[0]["head"])
         deadline = time.monotonic() + timeout
-        while self._durable < target:
+        while self._acked < target:
             self._flush_now = True  # again each turn: the writer may have used it on a sync that came too early
             self._raise_writer_error()
             if time.monotonic() > deadline:
@@ -347,12 +363,14 @@ class AuditLog:
         header = {"format": FORMAT, "library": arqon.__version__, **self._context, "segment": self._segment,
                   "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         text = json.dumps(header, sort_keys=True).encode()
-        if self._segment == 0:
-            self._chain = hashlib.blake2b(text, digest_size=16).digest()
+        self._chain = hashlib.blake2b(text, digest_size=16).digest() if self._segment == 0 else _chain(self._chain, text)
         path = segment_path(self.path, self._segment)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        partial = path.with_name(path.name + ".tmp")  # a crash before the link leaves only this, which no reader reads
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         os.write(fd, _HEAD.pack(FILE_MAGIC, FORMAT, len(text)) + text + struct.pack("<I", zlib.crc32(text)))
         os.fsync(fd)
+        os.link(partial, path)  # refuses an existing segment, as O_EXCL would
+        os.unlink(partial)
         if self._segment > 0:
             os.close(self._file)
         self._file, self._size = fd, os.fstat(fd).st_size
@@ -376,6 +394,7 @@ class AuditLog:
                 if refused > self._lost and self._header[0]["head"] == self._header[0]["tail"]:
                     out[n] = (0, self._last_step, np.nan, 0, audit_kernels.LOST, Status.DROPPED, refused)
                     self._lost = refused
+                    self._own += 1
                     n += 1
                 if n:
                     self._write_frame(out[:n].tobytes())
@@ -387,13 +406,15 @@ class AuditLog:
                        or self._flush_now or stopping)
                 if unsynced and due:
                     os.fsync(self._file)
-                    self._durable, unsynced, last_sync = self._written, 0, now
+                    self._synced()
+                    unsynced, last_sync = 0, now
                     self._flush_now = False
                 rotate = self._rotate_requested  # read once: new_segment sets it only once the ring is drained
                 if self._size >= self._rotate or rotate:
                     if unsynced:
                         os.fsync(self._file)
-                        self._durable, unsynced, last_sync = self._written, 0, now
+                        self._synced()
+                        unsynced, last_sync = 0, now
                     self._segment += 1
                     self._open_segment()
                     if rotate:
@@ -412,11 +433,25 @@ class AuditLog:
                 self._file = None
 
 
+    def _synced(self) -> None:
+        self._durable, self._acked = self._written, self._written - self._own
+
     def _write_frame(self, payload: bytes) -> None:
         self._chain = _chain(self._chain, payload)
         crc = zlib.crc32(struct.pack("<I", len(payload)) + self._chain + payload)
         os.write(self._file, _FRAME.pack(FRAME_MAGIC, len(payload), crc, self._chain) + payload)
         self._size += _FRAME.size + len(payload)
+
+
+class _Superseded:
+    """What a recorded selector logs into once ``with_arms`` replaced it: every decision is refused, by name."""
+
+    def __init__(self, grown):
+        self._arms = list(grown.names)
+
+    def __getattr__(self, name):
+        raise ValueError(f"this selector grew into a new one over {self._arms} (with_arms), which its audit log "
+                         "records from then on: decide with that one")
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -508,6 +543,8 @@ def read_log(path, repair: bool = False) -> Log:
             chain = hashlib.blake2b(data[_HEAD.size:offset - 4], digest_size=16).digest()
         elif bytes.fromhex(seg_header["chain"]) != chain:
             raise LogCorrupt(f"{file}: does not continue the chain of segment {index - 1}, at offset 0")
+        elif header["format"] >= 2:
+            chain = _chain(chain, data[_HEAD.size:offset - 4])
         headers.append(seg_header)
         starts.append(count)
         while offset < len(data):
@@ -540,8 +577,9 @@ def _read_header(file: Path, data: bytes) -> tuple[dict, int]:
         raise LogCorrupt(f"{file}: not an arqon audit log (bad magic) at offset 0")
     _, version, length = _HEAD.unpack_from(data)
     end = _HEAD.size + length
-    if version != FORMAT:
-        raise LogCorrupt(f"{file}: format version {version}, this arqon reads {FORMAT}, at offset 8")
+    if version not in READS:
+        raise LogCorrupt(f"{file}: format version {version}, this arqon reads {', '.join(map(str, READS))}, at "
+                         "offset 8")
     if end + 4 > len(data) or struct.unpack_from("<I", data, end)[0] != zlib.crc32(data[_HEAD.size:end]):
         raise LogCorrupt(f"{file}: header fails its checksum at offset {_HEAD.size}")
     return json.loads(data[_HEAD.size:end]), end + 4
@@ -633,7 +671,12 @@ def replay_log(log: Log) -> Replay:
             raise incompatible(layout, here)
         checked = bandit_audit.selector_replay(selector.state, records, n)
         while checked < n and records[checked]["kind"] == bandit_audit.SEL_ARMS and records[checked]["lost"] == 0:
-            grown = Selector(log.header_at(checked + 1)["selector"])  # the segment it starts names the new arms
+            if checked + 1 not in log.starts:  # the segment naming the new arms must start right after it
+                checked += checked + 1 == n  # unless the log ends there (a crash before that segment): verified
+                break
+            grown = Selector(log.header_at(checked + 1)["selector"])
+            if len(grown.names) != records[checked]["value"]:
+                break
             try:
                 bandit_kernels.extend_bandit_state(selector.state, grown.state)
             except ValueError:

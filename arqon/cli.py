@@ -287,21 +287,26 @@ def _log(args) -> int:
         shown = None
         for start, header in zip(log.starts, log.headers):
             c = header.get("catalog")
-            if c is not None and (c["version"], c["approved"]) != shown:
-                shown = c["version"], c["approved"]
+            allowed = c.get("allowed", c["approved"]) if c is not None else None
+            if c is not None and (c["version"], c["approved"], allowed) != shown:
+                shown = c["version"], c["approved"], allowed
                 changes = "; ".join(f"{t['variant']} {t['from']} -> {t['to']}" for t in header.get("transitions") or [])
                 print(f"  from record {start}: catalog {c['name']} v{c['version']} (scope {c['scope']}, sha256 "
                       f"{c['digest'][:16]}..., signed by {', '.join(c['signers']) or 'nobody'}), approved: "
-                      + ", ".join(c["approved"]) + (f"; lifecycle: {changes}" if changes else ""))
+                      + ", ".join(c["approved"])
+                      + (f"; allowed now: {', '.join(allowed)}" if allowed != c["approved"] else "")
+                      + (f"; lifecycle: {changes}" if changes else "")
+                      + (f"; refused v{header['refused']['version']}: {header['refused']['reason']}"
+                         if header.get("refused") else ""))
         start, rows = 0, records[: args.limit]
     else:
         start = max(len(records) - args.limit, 0)
         rows = records[start:]
-    print(f"{'index':>8s} {'step':>8s} {'kind':5s} {'value':>14s} {'status':>6s} {'digest':16s} {'lost':>5s}")
+    print(f"{'index':>8s} {'step':>8s} {'kind':16s} {'value':>14s} {'status':>10s} {'digest':16s} {'lost':>5s}")
     for row in record_dicts(rows, start, names=names):
         value = "" if row["value"] is None else f"{row['value']:.6g}"
         named = " ".join(str(row[k]) for k in ("arm", "variant", "transition") if k in row)
-        print(f"{row['index']:8d} {row['step']:8d} {row['kind']:5s} {value:>14s} {row['status']:6d} "
+        print(f"{row['index']:8d} {row['step']:8d} {row['kind']:16s} {value:>14s} {row['status']:10d} "
               f"{row['digest']:16s} {row['lost']:5d}" + (f" {named}" if named else ""))
     return 0
 

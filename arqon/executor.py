@@ -221,12 +221,19 @@ class Executor:
         wanted = [(v.id, v.version) for v in catalog.variants]
         new = [b for b in wanted if b not in self.builds]
         slots = int(self._h["slots"])
+        before, after = ({v.key: v.lifecycle for v in c.all} for c in (old, catalog))
+        transitions = [(key, before.get(key, "absent"), after.get(key, "absent"))
+                       for key in [*after, *(k for k in before if k not in after)]
+                       if before.get(key, "absent") != after.get(key, "absent")]
         if len(self.builds) + len(new) > slots:
             kept = [b for b in wanted if b in self.builds]
             withdrawn = [self.variants[i] for i, b in enumerate(self.builds) if self._eligible[i] and b not in wanted]
             if kept and withdrawn:  # safety first: what the new version retires is withdrawn anyway
-                self._set_variants(self.variants, self.builds, kept, now)
-                self._allowed = set(kept)  # and allow() cannot bring it back
+                gone = {f"{i}@{v}" for i, v in self.builds if (i, v) in self._allowed and (i, v) not in wanted}
+                self._set_variants(self.variants, self.builds, kept, now, allowed=set(kept),  # allow() cannot undo it
+                                   transitions=[t for t in transitions if t[0] in gone],
+                                   refused={"version": catalog.version, "digest": catalog.digest,
+                                            "reason": f"more builds than variant.capacity {slots}"})
             raise ConfigError(
                 f"use_catalog: {len(self.builds) + len(new)} builds in all, retired ones included, but this executor "
                 f"has room for {slots} (policy variant.capacity): "
@@ -236,13 +243,7 @@ class Executor:
         for build in new:
             variants.append(build[0] if build[0] not in variants else f"{build[0]}@{build[1]}")
             builds.append(build)
-        before, after = ({v.key: v.lifecycle for v in c.all} for c in (old, catalog))
-        transitions = [(key, before.get(key, "absent"), after.get(key, "absent"))
-                       for key in [*after, *(k for k in before if k not in after)]
-                       if before.get(key, "absent") != after.get(key, "absent")]
-        flags = self._set_variants(tuple(variants), tuple(builds), wanted, now, catalog, transitions)
-        self._allowed = set(wanted)
-        return flags
+        return self._set_variants(tuple(variants), tuple(builds), wanted, now, catalog, set(wanted), transitions)
 
     def allow(self, variants, now: int) -> Flags:
         """Narrow (or widen back) the variants that may be live to ``variants`` (names of ``variants`` whose build the
@@ -261,12 +262,15 @@ class Executor:
         wanted = [b for n, b in zip(self.variants, self.builds) if n in set(variants)]
         return self._set_variants(self.variants, self.builds, wanted, now)
 
-    def _set_variants(self, variants: tuple, builds: tuple, approved: list, now: int, catalog=None,
-                      transitions=()) -> Flags:
+    def _set_variants(self, variants: tuple, builds: tuple, approved: list, now: int, catalog=None, allowed=None,
+                      transitions=(), **extra) -> Flags:
         """Make the ``approved`` builds (among ``builds``, the new index order, named ``variants``) the set that may
         be live, in one kernel call; a withdrawn known-good is replaced by the policy's known_good if approved, else
-        by the first approved. With ``catalog``, it becomes the one in use. Recorded in the audit log, if any, with
-        the catalog's lifecycle ``transitions``."""
+        by the first approved. With ``catalog``, it becomes the one in use, and ``allowed`` the builds ``allow`` may
+        choose from. Recorded in the audit log, if any, with the catalog's lifecycle ``transitions`` (and ``extra``
+        in the new segment's header), once everything has changed; a log whose writer stopped refuses it first."""
+        if self._log is not None:
+            self._log.check_writer()
         approved_names = [variants[builds.index(b)] for b in approved]
         known_good = self.policy.variant.known_good
         fallback = variants.index(known_good if known_good in approved_names else
@@ -278,9 +282,10 @@ class Executor:
             raise ValueError("the executor state was refused (BAD_STATE): nothing changed")
         self.variants, self.builds = variants, builds
         self.catalog = catalog or self.catalog
+        self._allowed = self._allowed if allowed is None else allowed
         self._set_approved(approved_names)
         if self._log is not None:
-            self._log.record_variants(transitions, now, flags)
+            self._log.record_variants(transitions, now, flags, **extra)
         return self._named_flags(flags)
 
     def _named_flags(self, flags: int) -> Flags:

@@ -41,7 +41,7 @@ class Trace:
     told: np.ndarray  # (steps,) the value told to the tuner at that step, NaN if none
     variants: tuple[str, ...] = ()  # a catalog's variants by index (none without one)
     variant: np.ndarray = np.zeros(0)  # (steps,) the index of the live variant in force during each step
-    catalog_changes: np.ndarray = np.zeros(0, np.int64)  # steps where the approved variants changed
+    catalog_changes: np.ndarray = np.zeros(0, np.int64)  # steps where the variants that may be live changed
 
     @property
     def steps(self) -> int:
@@ -80,7 +80,14 @@ def read_trace(path) -> Trace:
         picked = live[live["status"] == named.variant_column].copy()
         picked["status"] = 0
         variant = _held(picked, steps, 1)[:, 0]
-    decisions = records[(kinds == k.VARIANTS) & (records["step"] >= 0)]
+    changes = []  # the step of the VARIANTS decision before each segment whose variants that may be live differ
+    decided = np.flatnonzero(kinds == k.VARIANTS)
+    for start, previous, header in zip(log.starts[1:], log.headers, log.headers[1:]):
+        was, now = previous.get("catalog"), header.get("catalog")
+        if was and now and was.get("allowed", was["approved"]) != now.get("allowed", now["approved"]):
+            before = decided[decided < start]
+            if len(before):
+                changes.append(int(records[before[-1]]["step"]))
     names = log.header.get("metrics") or []
     metrics = {name: np.full(steps, np.nan) for name in names}
     for step, index, value in zip(observed["step"].tolist(), observed["status"].tolist(), observed["value"].tolist()):
@@ -97,7 +104,7 @@ def read_trace(path) -> Trace:
     return Trace(str(path), tuple(p.name for p in params), np.array([[p.min, p.max] for p in params]).reshape(-1, 2),
                  tuple(p.scale == "log" for p in params), knobs, knobs_are, metrics, slos,
                  observe["step"][(flags & g.ROLLED_BACK) != 0], observe["step"][(flags & g.SAFE_MODE_ENTERED) != 0],
-                 records["step"][kinds == k.DRIFT], told, named.variants or (), variant, decisions["step"].copy())
+                 records["step"][kinds == k.DRIFT], told, named.variants or (), variant, np.array(changes, np.int64))
 
 
 def _held(changes: np.ndarray, steps: int, d: int) -> np.ndarray:
@@ -154,6 +161,7 @@ def _events(ax, trace: Trace, label: bool) -> None:
 
 
 def _rolling(values: np.ndarray, window: int) -> np.ndarray:
+    window = max(min(window, len(values)), 1)  # "same" keeps the longer length: never longer than the run
     ok = np.isfinite(values)
     sums = np.convolve(np.where(ok, values, 0.0), np.ones(window), "same")
     counts = np.convolve(ok.astype(float), np.ones(window), "same")

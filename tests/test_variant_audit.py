@@ -3,7 +3,9 @@ lifecycle transitions, the approved set) in segment headers and records, every v
 replay that re-runs the selector's decisions across a catalog change that grows its arms."""
 
 import json
+import struct
 import subprocess
+import zlib
 import sys
 
 import attrs
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 import arqon
-from arqon.audit import read_log, record_dicts, replay, replay_log
+from arqon.audit import LogCorrupt, read_log, record_dicts, replay, replay_log
 from arqon.config import ConfigError
 from arqon.kernels import audit as ka
 from arqon.kernels import bandit_audit as kba
@@ -123,7 +125,8 @@ def test_allow_and_a_manual_swap_are_recorded_with_a_tuner(tmp_path):
             ex.step(t, {"lat": 1.0}, float((ex.live[0] - 3.0) ** 2), now)
     assert ex.variant == "fp16"
     rec = read_log(tmp_path / "log")
-    assert [h["catalog"]["approved"] for h in rec.headers] == [["int8", "fp16", "fp32"], ["int8", "fp16"]]
+    assert [h["catalog"]["allowed"] for h in rec.headers] == [["int8", "fp16", "fp32"], ["int8", "fp16"]]
+    assert rec.headers[1]["catalog"]["approved"] == ["int8", "fp16", "fp32"]  # the catalog's, unchanged
     rows = list(record_dicts(rec.records, names=rec.names()))
     assert [(r["step"], r["variant"]) for r in rows if r["kind"] == "live" and "variant" in r][:3] == [
         (-1, "fp16"), (0, "fp32"), (1, "fp16")]
@@ -162,3 +165,119 @@ def test_the_report_plots_the_live_variant_from_the_log_alone(tmp_path):
     assert rows["variant switches"] == len(switches) and rows["approved-set changes"] == 1
     page = report(path, tmp_path / "rep")
     assert (tmp_path / "rep" / "variants.png").stat().st_size > 5000 and "variant switches" in page.read_text()
+
+
+def test_a_stopped_writer_refuses_a_catalog_change_before_anything_changes(tmp_path, monkeypatch):
+    catalog = make_catalog(tmp_path)
+    sel = arqon.Selector({"arms": list(catalog.ids), "seed": 1})
+    ex = arqon.Executor({**policy(variant={"cooldown": 0}), "params": {}}, None, catalog)
+    log = arqon.AuditLog(tmp_path / "log", selector=sel, executor=ex)
+    ex.step(None, {"lat": 1.0}, float("nan"), 0, selector=sel, reward=1.0)
+    log.flush()
+
+    def disk_full(payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(log, "_write_frame", disk_full)
+    sel.select()  # one more record: the writer fails on it and stops
+    v2 = _next_version(tmp_path, retire=["fp32"], add=["bf16"])
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        ex.use_catalog(v2, now=1)
+    assert (ex.catalog.version, ex.variants, ex.approved) == (1, ("int8", "fp16", "fp32"), ("int8", "fp16", "fp32"))
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        sel.with_arms([*sel.names, "bf16"])
+    assert sel._log is log  # still the one recorded (and refused while its log is broken)
+    with pytest.raises(RuntimeError):
+        log.close()
+
+
+def test_an_earlier_runs_segments_are_refused_and_a_crash_mid_rotation_leaves_a_readable_log(tmp_path, monkeypatch):
+    (tmp_path / "old.log.1").write_bytes(b"from an earlier run")
+    with pytest.raises(FileExistsError, match="old.log.1 exists"):
+        arqon.AuditLog(tmp_path / "old.log", selector=arqon.Selector({"arms": 2}))
+    # the writer dies between writing a new segment's header and linking it into place: what a SIGKILL there leaves
+    catalog = make_catalog(tmp_path)
+    sel = arqon.Selector({"arms": list(catalog.ids), "seed": 1})
+    ex = arqon.Executor({**policy(variant={"cooldown": 0}), "params": {}}, None, catalog)
+    log = arqon.AuditLog(tmp_path / "run.log", selector=sel, executor=ex)
+    for now in range(20):
+        ex.step(None, {"lat": 1.0}, float("nan"), now, selector=sel, reward=0.5)
+    log.flush()
+
+    def killed(*args):
+        raise OSError("killed")
+
+    monkeypatch.setattr("arqon.audit.os.link", killed)
+    with pytest.raises(RuntimeError):
+        ex.allow(["int8", "fp16"], now=20)
+    monkeypatch.undo()
+    assert (tmp_path / "run.log.1.tmp").is_file() and not (tmp_path / "run.log.1").exists()
+    rec = read_log(tmp_path / "run.log")  # every record acknowledged is there, the partial segment is not read
+    assert len(rec.records) == log.counters()["logged"] and not rec.closed  # the VARIANTS decision included
+    assert rec.records[-1]["kind"] in (ka.VARIANTS, ka.LIVE)
+    assert replay(tmp_path / "run.log").identical
+
+
+def test_flush_waits_for_every_logged_record_even_after_refusals(tmp_path):
+    """The writer's own LOST records do not count toward what flush() waits for."""
+    sel = arqon.Selector({"arms": 3, "seed": 1})
+    log = arqon.AuditLog(tmp_path / "log", selector=sel, capacity=16)
+    for _ in range(40):
+        for _ in range(30):  # more than the ring holds between two drains, at times
+            sel.select()
+        log.flush()
+        records = read_log(tmp_path / "log").records
+        assert np.count_nonzero(records["kind"] != ka.LOST) == log.counters()["logged"]
+    log.close()
+
+
+def test_segment_headers_are_in_the_chain_and_a_log_cut_after_a_growth_replays(tmp_path):
+    path = tmp_path / "run.log"
+    _run(tmp_path, steps=100, change=50, log_path=path)
+    log = read_log(path)
+    assert len(log.headers) == 3
+    segment = tmp_path / "run.log.1"  # rewrite the catalog header's signers and fix its CRC: the chain still sees it
+    data = segment.read_bytes()
+    length = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[16:16 + length])
+    header["catalog"]["signers"] = ["0123456789abcdef"]
+    text = json.dumps(header, sort_keys=True).encode()
+    forged = data[:12] + struct.pack("<I", len(text)) + text + struct.pack("<I", zlib.crc32(text))
+    segment.write_bytes(forged + data[16 + length + 4:])
+    with pytest.raises(LogCorrupt, match="run.log.1: damaged frame"):  # its first frame no longer chains
+        read_log(path)
+    # a crash after the SEL_ARMS record but before the segment naming the new arms: every decision still verified
+    grown = int(np.flatnonzero(log.records["kind"] == kba.SEL_ARMS)[0])
+    cut = attrs.evolve(log, records=log.records[:grown + 1], headers=log.headers[:2], starts=log.starts[:2])
+    result = replay_log(cut)
+    assert result.identical and result.events == grown + 1
+    forged = attrs.evolve(log, headers=log.headers[:2], starts=log.starts[:2])  # records go on without that segment
+    assert replay_log(forged).verified == grown
+
+
+def test_the_selector_a_growth_replaced_refuses_to_decide(tmp_path):
+    catalog = make_catalog(tmp_path)
+    sel = arqon.Selector({"arms": list(catalog.ids), "seed": 1})
+    with arqon.AuditLog(tmp_path / "log", selector=sel):
+        sel.select()
+        grown = sel.with_arms([*sel.names, "bf16"])
+        for call in (sel.select, lambda: sel.update(sel.pending, 1.0), lambda: sel.step(1.0)):
+            with pytest.raises(ValueError, match="grew into a new one over \\['int8', 'fp16', 'fp32', 'bf16'\\]"):
+                call()
+        grown.step(1.0)
+    assert replay(tmp_path / "log").identical
+
+
+def test_a_capacity_refusal_records_what_it_withdrew(tmp_path):
+    catalog = make_catalog(tmp_path)
+    t = tuner()
+    ex = arqon.Executor(policy(variant={"cooldown": 0, "known_good": "fp16", "capacity": 3}), t, catalog)
+    with arqon.AuditLog(tmp_path / "log", t, executor=ex):
+        ex.swap("fp32", now=0)
+        with pytest.raises(ConfigError, match="withdrew fp32"):
+            ex.use_catalog(_next_version(tmp_path, retire=["fp32"], add=["bf16"]), now=1)
+    rec = read_log(tmp_path / "log")
+    last = rec.headers[-1]
+    assert last["transitions"] == [{"variant": "fp32@1", "from": "approved", "to": "retired"}]
+    assert last["refused"]["version"] == 2 and "capacity 3" in last["refused"]["reason"]
+    assert last["catalog"]["version"] == 1 and last["catalog"]["allowed"] == ["int8", "fp16"]
