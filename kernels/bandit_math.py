@@ -77,11 +77,23 @@ def sherman_morrison(a_inv, x, u):
     """Replace ``a_inv`` = A^-1 by (A + x x^T)^-1 in place: A^-1 - (A^-1 x)(A^-1 x)^T / (1 + x^T A^-1 x), with
     ``u`` (length d) as scratch for A^-1 x. Mutates: a_inv, u. Allocates: nothing."""
     d = x.shape[0]
-    for i in range(d):
+    i = 0
+    while i + 4 <= d:  # four rows at once, each sum in the one-row order (the same bits), as in mean_and_width
+        a0 = a1 = a2 = a3 = 0.0
+        for j in range(d):
+            xj = x[j]
+            a0 += a_inv[i, j] * xj
+            a1 += a_inv[i + 1, j] * xj
+            a2 += a_inv[i + 2, j] * xj
+            a3 += a_inv[i + 3, j] * xj
+        u[i], u[i + 1], u[i + 2], u[i + 3] = a0, a1, a2, a3
+        i += 4
+    while i < d:
         acc = 0.0
         for j in range(d):
             acc += a_inv[i, j] * x[j]
         u[i] = acc
+        i += 1
     denom = 1.0
     for i in range(d):
         denom += x[i] * u[i]
@@ -97,10 +109,26 @@ def mean_and_width(a_inv, theta, x):
     Allocates: nothing."""
     d = x.shape[0]
     mean, quad = 0.0, 0.0
-    for i in range(d):
+    i = 0
+    while i + 4 <= d:  # four rows at once: four independent sums, each in the one-row order (the same bits)
+        a0 = a1 = a2 = a3 = 0.0
+        for j in range(d):
+            xj = x[j]
+            a0 += a_inv[i, j] * xj
+            a1 += a_inv[i + 1, j] * xj
+            a2 += a_inv[i + 2, j] * xj
+            a3 += a_inv[i + 3, j] * xj
+        quad += x[i] * a0
+        quad += x[i + 1] * a1
+        quad += x[i + 2] * a2
+        quad += x[i + 3] * a3
+        i += 4
+    while i < d:
         acc = 0.0
         for j in range(d):
             acc += a_inv[i, j] * x[j]
         quad += x[i] * acc
+        i += 1
+    for i in range(d):
         mean += theta[i] * x[i]
     return mean, math.sqrt(max(quad, 0.0))
