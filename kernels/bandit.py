@@ -315,7 +315,7 @@ def _score(h, m, v, context, eligible):
         size = d * d + 2 * d
         for a in range(k):
             base = lin + a * size
-            a_inv = v[base:base + d * d].reshape((d, d))
+            a_inv = view_at(v.ctypes.data + 8 * base, (d, d), np.float64)  # reshape() of a slice costs ~15 ns
             mean, width = mean_and_width(a_inv, v[base + d * d + d:base + size], context)
             spread = g["explore"] * width
             score[a] = mean + (spread * sample_normal(rng) if p == LINEAR_THOMPSON else spread)
@@ -444,7 +444,7 @@ def _learn(h, m, v, arm, reward):
         size = d * d + 2 * d
         blocks = _blocks(k, d, g["window"], g["history"], g["n_cons"])
         base = blocks[2] + arm * size
-        a_inv = v[base:base + d * d].reshape((d, d))
+        a_inv = view_at(v.ctypes.data + 8 * base, (d, d), np.float64)
         b, theta, x = v[base + d * d:base + d * d + d], v[base + d * d + d:base + size], v[blocks[4]:blocks[4] + d]
         sherman_morrison(a_inv, x, theta)  # theta as scratch, rewritten below
         for i in range(d):
