@@ -85,3 +85,22 @@ def test_safe_mode_and_halted_block_every_apply():
     ex.resume(50)
     ex.offer([1, 1], 51)
     assert ex.live.tolist() == [1, 1]
+
+
+def test_an_observation_without_data_never_promotes_nor_counts_as_a_known_good_sample():
+    """No canary stages: a candidate waits for an observation with at least one number (all NaN, or every name
+    missing, is no data); the known-good's own levels count only observations with data."""
+    tuner = arqon.Tuner({"params": [{"name": "a", "min": 0, "max": 10, "init": 5}]})
+    ex = Executor({"params": {"a": {}}, "metrics": ["lat", "err"], "slos": ["lat <= 100"], "safe_mode_after": 0},
+                  tuner)
+    header = g.guard_header(ex.state)
+    ex.observe({"lat": float("nan"), "err": float("nan")}, now=0)
+    ex.observe({}, now=1)
+    assert header["baseline_samples"] == 0
+    ex.observe({"lat": 5.0}, now=2)
+    assert header["baseline_samples"] == 1
+    assert ex.offer([6.0], now=3) & Flags.APPLIED and ex.phase == arqon.executor.Phase.CANARY
+    for now, metrics in enumerate(({"lat": float("nan"), "err": float("nan")}, {}), start=4):
+        flags = ex.observe(metrics, now)
+        assert not flags & Flags.PROMOTED and ex.phase == arqon.executor.Phase.CANARY, metrics
+    assert ex.observe({"err": 0.0}, now=6) & Flags.PROMOTED and ex.baseline == {"a": 6.0}

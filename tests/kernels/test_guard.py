@@ -111,7 +111,9 @@ def drive(state, lo, hi, max_step, cooldown, dwell, rate_n, rate_w, risk, seed, 
             differs = 0
             for i in range(d):
                 if live[i] != prev[i]:
-                    if abs(live[i] - prev[i]) > max_step[i] * (1 + 1e-12):
+                    # within max delta up to the rounding of the values themselves (current +- step is rounded
+                    # at the values' magnitude: a step 1e-4 of a value's size is off by up to 1e-12 of itself)
+                    if abs(live[i] - prev[i]) > max_step[i] * (1 + 1e-12) + 4.5e-16 * max(abs(live[i]), abs(prev[i])):
                         violations[V_DELTA] += 1
                     if now - last_change[i] < cooldown[i]:
                         violations[V_COOLDOWN] += 1
