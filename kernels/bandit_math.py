@@ -72,27 +72,40 @@ def glr_fires(history, head, count, stride, delta):
     return False
 
 
+@kernel(t.UniTuple(t.float64, 4)(t.float64[:, ::1], t.float64[::1], t.int64), inline=True)
+def _four_row_sums(a_inv, x, i):
+    """(A^-1 x)[i .. i + 3]: four independent sums, each in the one-row order (the bits of the plain loop), which
+    run side by side. Allocates: nothing."""
+    a0 = a1 = a2 = a3 = 0.0
+    for j in range(x.shape[0]):
+        xj = x[j]
+        a0 += a_inv[i, j] * xj
+        a1 += a_inv[i + 1, j] * xj
+        a2 += a_inv[i + 2, j] * xj
+        a3 += a_inv[i + 3, j] * xj
+    return a0, a1, a2, a3
+
+
+@kernel(t.float64(t.float64[:, ::1], t.float64[::1], t.int64), inline=True)
+def _row_sum(a_inv, x, i):
+    """(A^-1 x)[i], summed in row order. Allocates: nothing."""
+    acc = 0.0
+    for j in range(x.shape[0]):
+        acc += a_inv[i, j] * x[j]
+    return acc
+
+
 @kernel(t.void(t.float64[:, ::1], t.float64[::1], t.float64[::1]), inline=True)
 def sherman_morrison(a_inv, x, u):
     """Replace ``a_inv`` = A^-1 by (A + x x^T)^-1 in place: A^-1 - (A^-1 x)(A^-1 x)^T / (1 + x^T A^-1 x), with
     ``u`` (length d) as scratch for A^-1 x. Mutates: a_inv, u. Allocates: nothing."""
     d = x.shape[0]
     i = 0
-    while i + 4 <= d:  # four rows at once, each sum in the one-row order (the same bits), as in mean_and_width
-        a0 = a1 = a2 = a3 = 0.0
-        for j in range(d):
-            xj = x[j]
-            a0 += a_inv[i, j] * xj
-            a1 += a_inv[i + 1, j] * xj
-            a2 += a_inv[i + 2, j] * xj
-            a3 += a_inv[i + 3, j] * xj
-        u[i], u[i + 1], u[i + 2], u[i + 3] = a0, a1, a2, a3
+    while i + 4 <= d:
+        u[i], u[i + 1], u[i + 2], u[i + 3] = _four_row_sums(a_inv, x, i)
         i += 4
     while i < d:
-        acc = 0.0
-        for j in range(d):
-            acc += a_inv[i, j] * x[j]
-        u[i] = acc
+        u[i] = _row_sum(a_inv, x, i)
         i += 1
     denom = 1.0
     for i in range(d):
@@ -110,24 +123,15 @@ def mean_and_width(a_inv, theta, x):
     d = x.shape[0]
     mean, quad = 0.0, 0.0
     i = 0
-    while i + 4 <= d:  # four rows at once: four independent sums, each in the one-row order (the same bits)
-        a0 = a1 = a2 = a3 = 0.0
-        for j in range(d):
-            xj = x[j]
-            a0 += a_inv[i, j] * xj
-            a1 += a_inv[i + 1, j] * xj
-            a2 += a_inv[i + 2, j] * xj
-            a3 += a_inv[i + 3, j] * xj
+    while i + 4 <= d:
+        a0, a1, a2, a3 = _four_row_sums(a_inv, x, i)
         quad += x[i] * a0
         quad += x[i + 1] * a1
         quad += x[i + 2] * a2
         quad += x[i + 3] * a3
         i += 4
     while i < d:
-        acc = 0.0
-        for j in range(d):
-            acc += a_inv[i, j] * x[j]
-        quad += x[i] * acc
+        quad += x[i] * _row_sum(a_inv, x, i)
         i += 1
     for i in range(d):
         mean += theta[i] * x[i]
