@@ -363,7 +363,8 @@ class AuditLog:
         header = {"format": FORMAT, "library": arqon.__version__, **self._context, "segment": self._segment,
                   "chain": self._chain.hex(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         text = json.dumps(header, sort_keys=True).encode()
-        self._chain = hashlib.blake2b(text, digest_size=16).digest() if self._segment == 0 else _chain(self._chain, text)
+        first = self._segment == 0
+        self._chain = hashlib.blake2b(text, digest_size=16).digest() if first else _chain(self._chain, text)
         path = segment_path(self.path, self._segment)
         partial = path.with_name(path.name + ".tmp")  # a crash before the link leaves only this, which no reader reads
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)

@@ -80,14 +80,14 @@ def read_trace(path) -> Trace:
         picked = live[live["status"] == named.variant_column].copy()
         picked["status"] = 0
         variant = _held(picked, steps, 1)[:, 0]
-    changes = []  # the step of the VARIANTS decision before each segment whose variants that may be live differ
+    catalog_changes = []  # the step of the VARIANTS decision before each segment whose variants that may be live differ
     decided = np.flatnonzero(kinds == k.VARIANTS)
     for start, previous, header in zip(log.starts[1:], log.headers, log.headers[1:]):
         was, now = previous.get("catalog"), header.get("catalog")
         if was and now and was.get("allowed", was["approved"]) != now.get("allowed", now["approved"]):
             before = decided[decided < start]
             if len(before):
-                changes.append(int(records[before[-1]]["step"]))
+                catalog_changes.append(int(records[before[-1]]["step"]))
     names = log.header.get("metrics") or []
     metrics = {name: np.full(steps, np.nan) for name in names}
     for step, index, value in zip(observed["step"].tolist(), observed["status"].tolist(), observed["value"].tolist()):
@@ -104,7 +104,8 @@ def read_trace(path) -> Trace:
     return Trace(str(path), tuple(p.name for p in params), np.array([[p.min, p.max] for p in params]).reshape(-1, 2),
                  tuple(p.scale == "log" for p in params), knobs, knobs_are, metrics, slos,
                  observe["step"][(flags & g.ROLLED_BACK) != 0], observe["step"][(flags & g.SAFE_MODE_ENTERED) != 0],
-                 records["step"][kinds == k.DRIFT], told, named.variants or (), variant, np.array(changes, np.int64))
+                 records["step"][kinds == k.DRIFT], told, named.variants or (), variant,
+                 np.array(catalog_changes, np.int64))
 
 
 def _held(changes: np.ndarray, steps: int, d: int) -> np.ndarray:

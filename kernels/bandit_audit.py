@@ -171,4 +171,5 @@ def audited_arms(state, audit, step_):
     if open_bandit(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
     state = borrow(state)
-    return _log_event(ring_header_of(audit), SEL_ARMS, step_, np.float64(_header(state)[0]["k"]), bandit_digest(state), 0)
+    arms = np.float64(_header(state)[0]["k"])
+    return _log_event(ring_header_of(audit), SEL_ARMS, step_, arms, bandit_digest(state), 0)

@@ -456,12 +456,22 @@ def _slo_breached(h, m, metrics, now):
     return False
 
 
+@kernel(t.boolean(F8, t.int64), inline=True)
+def _has_data(metrics, n):
+    """True when one of the first ``n`` metrics is a number (a policy without metrics has nothing else to wait for)."""
+    for j in range(n):
+        if np.isfinite(metrics[j]):
+            return True
+    return n == 0
+
+
 @kernel(t.int64(F8, F8, t.int64))
 def guard_observe(state, metrics, now):
     """Take the live metrics of step ``now``: hard SLOs (a breach rolls back at once), canary stages, deadlines, the
     known-good baseline's levels. NaN means no data: an observation with none (every metric NaN) never promotes a
-    candidate and is not a sample of the known-good's levels. Mutates: state. Allocates: nothing. Returns: events; BAD_STATE
-    (nothing touched) for a state ``open_guard`` refuses, fewer metrics than n_metrics, or an SLO naming no metric."""
+    candidate and is not a sample of the known-good's levels. Mutates: state. Allocates: nothing. Returns: events;
+    BAD_STATE (nothing touched) for a state ``open_guard`` refuses, fewer metrics than n_metrics, or an SLO naming no
+    metric."""
     if open_guard(state) != OK:
         return BAD_STATE
     h = _header(state)
@@ -492,20 +502,17 @@ def guard_observe(state, metrics, now):
             g["consecutive_rollbacks"] = 0  # the known-good breaches too: the world changed, not the candidates
         g["last_flags"] = flags
         return flags
-    measured = n == 0  # an observation with data: a policy without metrics has nothing else to wait for
-    for j in range(n):
-        measured |= np.isfinite(metrics[j])
     if not candidate_live:  # the known-good snapshot is live: learn its levels (from data only)
         a = g["smoothing"]
         for j in range(n):
             if np.isfinite(metrics[j]):
                 base = m[BASE_METRICS, j]
                 m[BASE_METRICS, j] = metrics[j] if g["baseline_samples"] == 0 else base + a * (metrics[j] - base)
-        g["baseline_samples"] += np.int64(measured)
+        g["baseline_samples"] += np.int64(_has_data(metrics, n))
         g["last_flags"] = flags
         return flags
     if g["n_stages"] == 0:  # no canary analysis: promoted at the first clean observation with data
-        if measured:
+        if _has_data(metrics, n):
             flags |= _promote(h, m, now)
         g["last_flags"] = flags
         return flags

@@ -92,8 +92,8 @@ def build_catalog(d: pathlib.Path, inputs) -> cat.Catalog:
     for order, tile in CANDIDATES:
         name = f"{order}_t{tile}"
         (d / f"{name}.json").write_text(json.dumps({"order": order, "tile": tile}))
-        cat.add_variant(path, name, 1, d / f"{name}.json",
-                        {"kind": "kernel", "scopes": ["staging", "prod"], "envelope": {"knobs": {"tile": [tile, tile]}}})
+        meta = {"kind": "kernel", "scopes": ["staging", "prod"], "envelope": {"knobs": {"tile": [tile, tile]}}}
+        cat.add_variant(path, name, 1, d / f"{name}.json", meta)
     for v in cat.read_catalog(path).signed.variants:
         knobs = json.loads((d / v.payload.path).read_text())
         figures, ok = {}, True
@@ -162,8 +162,8 @@ def summarize(out: dict) -> list[dict]:
     rows = [{"run": "arqon (online)", "kernel ms": round(out["total"] / 1e3), "vs best": out["total"] / fixed[best],
              "swaps": swaps, **{f"most live ({b})": None for b in SIZES}},
             {"run": f"best single ({best})", "kernel ms": round(fixed[best] / 1e3), "vs best": 1.0, "swaps": 0},
-            {"run": f"worst single ({worst})", "kernel ms": round(fixed[worst] / 1e3), "vs best": fixed[worst] / fixed[best],
-             "swaps": 0}]
+            {"run": f"worst single ({worst})", "kernel ms": round(fixed[worst] / 1e3),
+             "vs best": fixed[worst] / fixed[best], "swaps": 0}]
     for bucket in SIZES:
         chosen = [v for bk, v in out["live"] if bk == bucket]
         top = max(set(chosen), key=chosen.count)
