@@ -281,3 +281,25 @@ def test_a_capacity_refusal_records_what_it_withdrew(tmp_path):
     assert last["transitions"] == [{"variant": "fp32@1", "from": "approved", "to": "retired"}]
     assert last["refused"]["version"] == 2 and "capacity 3" in last["refused"]["reason"]
     assert last["catalog"]["version"] == 1 and last["catalog"]["allowed"] == ["int8", "fp16"]
+
+
+def test_the_new_audit_kernels_refuse_a_wrong_truncated_or_corrupted_state_untouched(tmp_path):
+    """audited_arms and audit_event: a state or ring that does not open is BAD_STATE, with nothing written anywhere."""
+    from arqon.kernels import bandit as kb
+    from arqon.telemetry import Ring
+
+    sel = arqon.Selector({"arms": 3, "seed": 1})
+    ring = Ring(64, "drop_newest")
+    good = ring.state.copy()
+    corrupted = sel.state.copy()
+    kb.bandit_header(corrupted)["k"] = 1000  # more arms than its words hold
+    for state in (sel.state[:-1].copy(), corrupted, np.zeros(8), tuner().state):
+        before = state.copy()
+        assert kba.audited_arms(state, ring.state, 0) == ka.BAD_STATE
+        assert state.tobytes() == before.tobytes() and ring.state.tobytes() == good.tobytes()
+    for bad_ring in (ring.state[:-1].copy(), np.zeros(ring.state.shape[0]), sel.state.copy()):
+        before = bad_ring.copy()
+        assert kba.audited_arms(sel.state, bad_ring, 0) == ka.BAD_STATE
+        assert ka.audit_event(bad_ring, ka.LIFECYCLE, 0, 1.0, np.uint64(7), 2) == ka.BAD_STATE
+        assert bad_ring.tobytes() == before.tobytes()
+    assert kba.audited_arms(sel.state, ring.state, 3) == 0 and ring.counters()["written"] == 1
