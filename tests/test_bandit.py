@@ -18,7 +18,7 @@ from arqon.config import ConfigError
 from arqon.kernels import bandit as kb
 from arqon.kernels.bandit_math import klucb_index
 from arqon.kernels.rng import rng_seed
-from arqon.kernels.sampling import gamma_constants, sample_gamma, sample_normal
+from arqon.kernels.sampling import _log_free_accept, gamma_constants, sample_gamma, sample_normal
 from arqon.status import Status
 from tests.conftest import ROOT, run_in_fresh_process
 
@@ -517,3 +517,16 @@ def test_candidates_are_the_mask_and_the_constraints_as_a_plain_computation_give
         assert sel.candidates(eligible=mask).tolist() == expected
     with pytest.raises(ValueError, match="eligible"):
         sel.candidates(eligible=[True, False])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(1e-9, 1.0 - 1e-9), st.floats(-6.0, 6.0), st.floats(0.05, 1e6))
+def test_log_free_accept_only_where_the_exact_test_accepts(u, x, shape):
+    """Gamma's logarithm-free acceptance is a sufficient condition of Marsaglia and Tsang's exact test."""
+    d, c = gamma_constants(shape)
+    y = c * x
+    if y <= -1.0:
+        return
+    v = (1.0 + y) ** 3
+    if _log_free_accept(u, x * x, y, v, d):
+        assert math.log(u) < 0.5 * x * x + d * (1.0 - v + math.log(v)) + 1e-12 * max(1.0, d)
