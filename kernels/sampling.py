@@ -89,13 +89,12 @@ def gamma_constants(shape):
 
 
 @kernel(t.boolean(t.float64, t.float64, t.float64, t.float64, t.float64), inline=True)
-def _log_free_accept(u, x2, y, v, d):
-    """Marsaglia and Tsang's test ``ln u < x^2 / 2 + d (1 - v + ln v)``, with ``v = (1 + y)^3``, decided without a
+def _log_free_accept(u, x2, z, v, d):
+    """Marsaglia and Tsang's test ``ln u < x^2 / 2 + d (1 - v + ln v)``, with ``v = z^3``, decided without a
     logarithm when bounds suffice: ``ln u <= 2 (u - 1) / (u + 1)`` for u <= 1, and ``ln z >= 2 (z - 1) / (z + 1)``
-    for z = 1 + y >= 1, ``ln z >= (z - 1 / z) / 2`` below. True only when the exact test accepts; False means
-    undecided. Allocates: nothing."""
-    z = 1.0 + y
-    ln_z = 2.0 * y / (z + 1.0) if y >= 0.0 else 0.5 * (z - 1.0 / z)
+    for z >= 1, ``ln z >= (z - 1 / z) / 2`` below. True only when the exact test accepts; False means undecided.
+    Allocates: nothing."""
+    ln_z = 2.0 * (z - 1.0) / (z + 1.0) if z >= 1.0 else 0.5 * (z - 1.0 / z)
     return 2.0 * (u - 1.0) / (u + 1.0) < 0.5 * x2 + d * (1.0 - v + 3.0 * ln_z)
 
 
@@ -135,13 +134,13 @@ def gamma_in_registers(s, s0, s1, s2, s3, shape, d, c):
             s[0], s[1], s[2], s[3] = s0, s1, s2, s3
             x = _normal_slow(s, hz, iz)
             s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-        v = 1.0 + c * x
-        if v <= 0.0:
+        z = 1.0 + c * x
+        if z <= 0.0:
             continue
-        v = v * v * v
+        v = z * z * z
         u = (np.float64((bits >> _U64(7)) & _U64(0x1FFFFFF)) + 0.5) * (1.0 / 33554432.0)  # 25 bits, in (0, 1)
         x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2 or _log_free_accept(u, x2, c * x, v, d) or \
+        if u < 1.0 - 0.0331 * x2 * x2 or _log_free_accept(u, x2, z, v, d) or \
                 math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
             g = d * v
             if shape < 1.0:
