@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel, view_at
+from ._jit import kernel, view_at
 from ._status import BAD_STATE, OK
 from .cmaes import cma_recommended_row, cma_sample, cma_start, cma_update
 from .es import es_sample, es_update
@@ -249,7 +249,7 @@ def tell_batch(state, values):
     h = _header(state)
     if h[0]["strategy"] == SPSA:  # its one value: ``tell``
         return spsa_tell(h, _common(h), values[0] if values.shape[0] > 0 else np.nan)
-    status = pop_tell_batch(h, _matrix(h), _vector(h), borrow(values))
+    status = pop_tell_batch(h, _matrix(h), _vector(h), values)
     _update_when_complete(h)
     return status
 

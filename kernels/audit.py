@@ -126,7 +126,7 @@ def audited_step(state, audit, value, step_):
     Returns: the step's status, with DROPPED when the audit ring was full (the decision still happened)."""
     if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
-    state, audit = borrow(state), ring_header_of(audit)  # no reference counting in the inlined helpers below
+    audit = ring_header_of(audit)
     status = step(state, value)
     return status | _log(state, audit, STEP, step_, value, status)
 
@@ -136,7 +136,7 @@ def audited_tell(state, audit, value, step_):
     """``tell`` then one TELL record. Mutates, allocates and returns as ``audited_step``."""
     if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
-    state, audit = borrow(state), ring_header_of(audit)
+    audit = ring_header_of(audit)
     status = tell(state, value)
     return status | _log(state, audit, TELL, step_, value, status)
 
@@ -146,7 +146,7 @@ def audited_ask(state, audit, step_):
     """``ask`` then one ASK record. Mutates, allocates and returns as ``audited_step``."""
     if open_state(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
-    state, audit = borrow(state), ring_header_of(audit)
+    audit = ring_header_of(audit)
     status = ask(state)
     return status | _log(state, audit, ASK, step_, np.nan, status)
 
@@ -231,7 +231,7 @@ def audit_values(audit, kind, now, values, n):
     Mutates: audit ring. Allocates: nothing. Returns: OK or DROPPED."""
     if open_ring(audit) != OK or n > values.shape[0]:
         return BAD_STATE
-    return _log_values(ring_header_of(audit), kind, now, borrow(values), n)
+    return _log_values(ring_header_of(audit), kind, now, values, n)
 
 
 @kernel(t.int64(STATE_TYPE, TEL_STATE_TYPE, RING_TYPE, RING_TYPE, t.int64, t.int64, t.float64, t.int64, t.int64))
@@ -241,7 +241,7 @@ def audited_tune_from_window(state, tel, ring, audit, metric, stat, q, min_sampl
     Returns: as ``tune_from_window``, with DROPPED when the audit ring refused a record."""
     if open_ring(audit) != OK:
         return BAD_STATE
-    state, tel, audit = borrow(state), borrow(tel), ring_header_of(audit)
+    audit = ring_header_of(audit)
     value = window_stat(tel, metric, stat, q)  # what the step below tells (the window is not touched before it)
     status = tune_from_window(state, tel, ring, metric, stat, q, min_samples, step_)
     if status & (WAITING | BAD_STATE):

@@ -79,7 +79,7 @@ def audited_select(state, audit, eligible, context, step_):
     arm = select(state, eligible, context)
     if arm < 0:
         return arm
-    audit, state = ring_header_of(audit), borrow(state)
+    audit = ring_header_of(audit)
     _log_inputs(audit, eligible, context, state[:0], step_)
     _log_event(audit, SEL_CHOICE, step_, np.float64(arm), bandit_digest(state), _header(state)[0]["status"])
     return arm
@@ -93,7 +93,7 @@ def audited_update(state, audit, arm, reward, metrics, step_):
         return BAD_STATE
     status = update(state, arm, reward, metrics)
     if status & ~DRIFT == OK:  # OK or DRIFT: the update happened
-        audit, state = ring_header_of(audit), borrow(state)
+        audit = ring_header_of(audit)
         for i in range(metrics.shape[0]):
             _log_event(audit, SEL_METRIC, step_, metrics[i], np.uint64(0), i)
         _log_event(audit, SEL_UPDATE, step_, reward, bandit_digest(state), status)
@@ -108,7 +108,7 @@ def audited_step(state, audit, reward, metrics, eligible, context, step_):
     arm = step(state, reward, metrics, eligible, context)
     if arm < 0:
         return arm
-    audit, state = ring_header_of(audit), borrow(state)
+    audit = ring_header_of(audit)
     _log_inputs(audit, eligible, context, metrics, step_)
     _log_event(audit, SEL_REWARD, step_, reward, np.uint64(0), 0)
     _log_event(audit, SEL_CHOICE, step_, np.float64(arm), bandit_digest(state), _header(state)[0]["status"])
@@ -170,6 +170,5 @@ def audited_arms(state, audit, step_):
     Mutates: audit ring. Allocates: nothing. Returns: OK, DROPPED, or BAD_STATE (nothing logged)."""
     if open_bandit(state) != OK or open_ring(audit) != OK:
         return BAD_STATE
-    state = borrow(state)
     arms = np.float64(_header(state)[0]["k"])
     return _log_event(ring_header_of(audit), SEL_ARMS, step_, arms, bandit_digest(state), 0)

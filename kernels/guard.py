@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel, release_fence, shares_memory, view_at
+from ._jit import kernel, release_fence, shares_memory, view_at
 from ._status import BAD_STATE, NONFINITE, OK  # the tuner's values: one name, one value everywhere
 from .state import MAX_D, layout_id, opened_header, padded_record, page_aligned_zeros
 
@@ -375,7 +375,7 @@ def guard_propose(state, proposal, now):
     h = _header(state)
     if proposal.shape[0] < h[0]["d"]:
         return BAD_STATE
-    flags = _propose(h, _matrix(h), borrow(proposal), now)
+    flags = _propose(h, _matrix(h), proposal, now)
     h[0]["last_flags"] = flags
     return flags
 
@@ -412,7 +412,7 @@ def guard_offer(state, proposal, now):
     h = _header(state)
     if proposal.shape[0] < h[0]["d"]:
         return BAD_STATE
-    return _offer(h, _matrix(h), borrow(proposal), now)
+    return _offer(h, _matrix(h), proposal, now)
 
 
 @kernel(t.int64(F8, F8, t.int64, t.float64, t.int64))
@@ -432,7 +432,7 @@ def guard_swap(state, proposal, column, value, now):
     for i in range(d):
         proposal[i] = m[live, i]
     proposal[column] = value
-    return _offer(h, m, borrow(proposal), now)
+    return _offer(h, m, proposal, now)
 
 
 @kernel(t.boolean(GUARD_TYPE, t.float64[:, ::1], F8, t.int64), inline=True)
@@ -482,7 +482,6 @@ def guard_observe(state, metrics, now):
     for s in range(g["n_slos"]):
         if not 0.0 <= m[SLO_METRIC, s] < g["n_metrics"]:  # also NaN: an index read as a float is checked as one
             return BAD_STATE
-    metrics = borrow(metrics)
     flags = _tick(h, m, now)
     n = g["n_metrics"]
     for j in range(n):
@@ -661,8 +660,7 @@ def guard_shadow(state, proposal, out, now):
     if proposal.shape[0] < h[0]["d"] or out.shape[0] < h[0]["d"] or shares_memory(state, out):
         return BAD_STATE
     m = _matrix(h)
-    out = borrow(out)
-    reasons = _validate(h, m, borrow(proposal), now)
+    reasons = _validate(h, m, proposal, now)
     source = h[0]["live"] if reasons & (REJECTED | NO_CHANGE) else SCRATCH
     for i in range(h[0]["d"]):
         out[i] = m[source, i]
