@@ -68,7 +68,7 @@ def kernel(signature, inline=False, nogil=True):
     array argument of a function it calls and releases it on every way out, two atomic instructions each, which its
     reference-count pruning removes only in small functions. The entry hands the body views with no reference count,
     so a call from the user's @njit loop costs no atomics (UCB1's decision at K = 8 measured 85 ns with them, 15
-    without, on a machine where an atomic costs about 10 ns)."""
+    without, on one machine)."""
     options = dict(cache=CACHE, nogil=nogil, error_model="numpy")
     if inline:
         return numba.njit(signature, forceinline=True, **options)
