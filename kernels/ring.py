@@ -90,7 +90,7 @@ def ring_header(ring):
     return ring[:RING_HEADER_WORDS].view(RING_HEADER)
 
 
-@kernel(t.int64(RING_TYPE))
+@kernel(t.int64(RING_TYPE), inline=True)
 def open_ring(ring):
     """OK when ``ring`` is a whole ring: magic, record size, a power-of-two capacity whose records fill the buffer;
     else BAD_STATE. Reads: the header. Allocates: nothing."""
