@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
 from msgspec import Meta
 
 
@@ -25,7 +26,7 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")]  # \Z: `$` admits "x\n"
 Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
 
 
@@ -55,12 +56,16 @@ class Param(_Struct):
                 raise ValueError(f"`{field}` of {self.name!r} must be finite, got {value}")
         if not self.min < self.max:
             raise ValueError(f"`min` ({self.min}) must be less than `max` ({self.max}) for {self.name!r}")
+        if not math.isfinite(self.max - self.min):
+            raise ValueError(f"the range of {self.name!r}, `max` - `min`, must be finite, got [{self.min}, {self.max}]")
         if self.scale == "log" and self.min <= 0:
             raise ValueError(f"log scale needs `min` > 0, got {self.min} for {self.name!r}")
         if self.init is not None and not self.min <= self.init <= self.max:
             raise ValueError(f"`init` ({self.init}) is outside [{self.min}, {self.max}] for {self.name!r}")
         if self.scale == "periodic" and self.integer:
             raise ValueError(f"periodic parameter {self.name!r} cannot be an integer")
+        if self.integer and self.init is not None and self.init != math.floor(self.init):
+            raise ValueError(f"`init` of integer parameter {self.name!r} must be whole, got {self.init}")
         if self.integer and math.ceil(self.min) > math.floor(self.max):
             raise ValueError(f"integer parameter {self.name!r} has no integer in [{self.min}, {self.max}]")
 
@@ -151,6 +156,10 @@ def _decode_text(text: str | bytes, type_, fmt: str, origin: str):
         raise _invalid(origin, e) from None
     except msgspec.DecodeError as e:
         raise ConfigError(f"{origin}: not valid {fmt.upper()}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{origin}: not valid UTF-8 at byte {e.start}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: nested too deeply to read") from None
 
 
 def decode(source, type_, format: str | None = None):
@@ -181,6 +190,20 @@ def decode(source, type_, format: str | None = None):
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
         return _decode_text(text, type_, fmt, str(path))
     raise ConfigError(f"config must be a mapping, a JSON/TOML/YAML string or a file path, got {type(source).__name__}")
+
+
+def real(value, name: str) -> float:
+    """``value`` as a float when it is a real number (an int, a float, a NumPy integer or float); TypeError naming
+    ``name`` for anything else: a str (even a numeric one), a bool, a dict, a complex, an int beyond float's range."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise TypeError(f"{name}: an integer of {len(str(abs(int(value))))} digits is beyond the range of a float") \
+            from None
 
 
 def load_config(source, format: str | None = None) -> Config:

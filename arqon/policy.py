@@ -35,6 +35,8 @@ class ParamPolicy(_Struct):
                 return f"`{field}` must be finite, got {value}"
         if self.min is not None and self.max is not None and not self.min < self.max:
             return f"`min` ({self.min}) must be less than `max` ({self.max})"
+        if self.min is not None and self.max is not None and not math.isfinite(self.max - self.min):
+            return f"the range `max` - `min` must be finite, got [{self.min}, {self.max}]"
         if self.max_delta is not None and self.max_delta_fraction is not None:
             return "give `max_delta` or `max_delta_fraction`, not both"
         return None
@@ -100,10 +102,10 @@ class Policy(_Struct):
     rate_limit: RateLimit | None = None
     metrics: Annotated[list[Name], Meta(max_length=256)] = []  # live metrics, in the order `observe` receives them
     slos: Annotated[list[str], Meta(max_length=256)] = []  # hard constraints: a breach rolls back at once
-    risk_budget: Annotated[int, Meta(ge=1)] | None = None  # most parameters that may differ from known-good at once
+    risk_budget: Annotated[int, Meta(ge=1, le=100_000)] | None = None  # most parameters that may differ from known-good at once
     canary: Canary | None = None  # None: a candidate is promoted at its first clean observation
     progress_deadline: Annotated[int, Meta(ge=1, le=2**40)] = 1000  # steps any pending state may last
-    safe_mode_after: Annotated[int, Meta(ge=0)] = 3  # consecutive rollbacks that enter safe mode; 0 = never
+    safe_mode_after: Annotated[int, Meta(ge=0, le=2**40)] = 3  # consecutive rollbacks that enter safe mode; 0 = never
     baseline_smoothing: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1  # EMA weight of known-good metrics
     baseline: dict[Name, float] | None = None  # the known-good values (default: the tuner's initial values)
     variant: VariantPolicy | None = None  # allows swapping the catalog variant (None: the executor has no variant)

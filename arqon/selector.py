@@ -17,7 +17,7 @@ import numpy as np
 from msgspec import Meta
 
 from arqon._fastselect import fast_select_step
-from arqon.config import ConfigError, Fraction, Name, _Struct, decode
+from arqon.config import ConfigError, Fraction, Name, _Struct, decode, real
 from arqon.kernels import bandit as kb
 from arqon.kernels import bandit_audit as kba
 from arqon.kernels._jit import entry_point
@@ -315,12 +315,7 @@ class Selector:
         return x
 
     def _reward(self, reward) -> float:
-        if isinstance(reward, (bool, np.bool_)):
-            reward = float(reward)
-        try:
-            r = float(reward)
-        except (TypeError, ValueError):
-            raise TypeError(f"reward: a number, got {type(reward).__name__}") from None
+        r = real(reward, "reward")
         if not math.isfinite(r):
             raise ValueError(f"reward: must be finite, got {r}")
         if kb.POLICY_NAMES.index(self.config.policy) in kb.BERNOULLI and not 0.0 <= r <= 1.0:

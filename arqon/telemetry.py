@@ -20,7 +20,7 @@ import numpy as np
 from msgspec import Meta
 
 from arqon._fastemit import fast_emit
-from arqon.config import ConfigError, Name, _Struct, check_unique_names, decode
+from arqon.config import ConfigError, Name, _Struct, check_unique_names, decode, real
 from arqon.kernels import ring as ring_kernels
 from arqon.kernels import stats as stats_kernels
 from arqon.kernels import telemetry as tel_kernels
@@ -95,7 +95,7 @@ class Metric(_Struct):
     quantiles: Annotated[list[Probability], Meta(max_length=stats_kernels.N_QUANTILES)] = msgspec.field(
         default_factory=lambda: [0.5, 0.9, 0.99])  # P-square estimates kept over each window
     sketch: bool = True  # keep the log-bucket sketch (any quantile of the window, within `accuracy`)
-    accuracy: Annotated[float, Meta(gt=0.0, le=0.2)] = 0.01  # the sketch's relative error bound
+    accuracy: Annotated[float, Meta(ge=1e-9, le=0.2)] = 0.01  # the sketch's relative error bound
     smallest: Annotated[float, Meta(gt=0.0)] = 1e-9  # magnitudes below count as zero in the sketch
     largest: Annotated[float, Meta(gt=0.0)] = 1e12  # magnitudes above land in the top bucket (counted out_of_range)
     settle: Annotated[int, Meta(ge=0, le=2**40)] = 0  # samples discarded at the start of each new window
@@ -277,7 +277,7 @@ def _metric_index(names, ids, metric) -> int:
             return ids[metric]
         except KeyError:
             raise KeyError(f"unknown metric {metric!r}; known: {', '.join(names)}") from None
-    if not isinstance(metric, (int, np.integer)):
+    if isinstance(metric, (bool, np.bool_)) or not isinstance(metric, (int, np.integer)):
         raise TypeError(f"metric must be a name or an index, got {type(metric).__name__}")
     if not 0 <= metric < len(names):
         raise KeyError(f"metric index {metric} out of range 0..{len(names) - 1}")
@@ -298,10 +298,7 @@ def _checked_emit(state, ring, names, ids, next_step):
             raise TypeError(f"step must be an integer, got {type(step).__name__}") from None
         if not -2**63 <= at < 2**63 - 1:
             raise OverflowError(f"step must be an int64 below 2**63 - 1, got {step}")
-        try:
-            flags = _EMIT_AT(address, words, ring_address, ring_words, index, value + 0.0, at)
-        except TypeError:
-            raise TypeError(f"value must be a real number, got {type(value).__name__}") from None
+        flags = _EMIT_AT(address, words, ring_address, ring_words, index, real(value, "value"), at)
         if flags & _BAD_STATE:
             _metric_index(names, ids, metric)  # raises the clear error for an unknown metric
         next_step[0] = at + 1

@@ -7,7 +7,7 @@ import attrs
 import numpy as np
 
 from arqon._fastcall import fast_step
-from arqon.config import Config, ConfigError, load_config
+from arqon.config import Config, ConfigError, load_config, real
 from arqon.kernels import api, rng_seed
 from arqon.kernels._jit import entry_point
 from arqon.kernels._status import WAITING as _WAITING
@@ -167,10 +167,7 @@ def _checked_step(address: int, words: int, x: np.ndarray):
     form no cycle."""
 
     def step(value):
-        try:
-            _STEP_AT(address, words, value + 0.0)  # + 0.0: Numba would parse a str
-        except TypeError:
-            raise TypeError(_not_a_number(value)) from None
+        _STEP_AT(address, words, real(value, "value"))
         return x
 
     step.__qualname__ = "Tuner.step"  # what a wrong call's TypeError names
@@ -222,10 +219,7 @@ class Tuner:
     def tell(self, value) -> Status:
         """Accept the measured value of the outstanding proposal. NaN/inf is rejected (``Status.NONFINITE``) and
         changes nothing; telling without an outstanding proposal returns ``Status.NOT_ASKED``."""
-        try:
-            return Status(_TELL(self._state, value + 0.0))  # + 0.0: Numba would parse a str
-        except TypeError:
-            raise TypeError(_not_a_number(value)) from None
+        return Status(_TELL(self._state, real(value, "value")))
 
     def ask_batch(self) -> np.ndarray:
         """The proposals to evaluate next, one per row (a view of the state; user units, declaration order): every
@@ -242,10 +236,13 @@ class Tuner:
         h = self._h
         if h["pending"] != (PENDING_ONE if h["strategy"] == SPSA else PENDING_BATCH):
             return Status.NOT_ASKED
-        try:
-            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError("values must be real numbers (or None for a missing result)") from None
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            array = np.ascontiguousarray(values, dtype=np.float64)
+        elif isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"values: a sequence of real numbers (None for a missing result), got "
+                            f"{type(values).__name__}")
+        else:
+            array = np.array([np.nan if v is None else real(v, f"values[{i}]") for i, v in enumerate(values)])
         if array.ndim != 1 or array.shape[0] != h["batch_n"]:
             raise ValueError(f"values: expected {int(h['batch_n'])} values (one per row of the batch), "
                              f"got shape {array.shape}")
@@ -317,7 +314,3 @@ class Tuner:
         return {
             p.name: int(v) if p.integer else float(v) for p, v in zip(self.config.params, row.tolist(), strict=True)
         }
-
-
-def _not_a_number(value) -> str:
-    return f"value must be a real number, got {type(value).__name__}"

@@ -53,7 +53,7 @@ def test_batch_misuse_is_refused_with_a_reason():
         t.ask()
     with pytest.raises(ValueError, match=f"expected {len(rows)} values"):
         t.tell_batch([1.0])
-    with pytest.raises(TypeError, match="real numbers"):
+    with pytest.raises(TypeError, match=r"values\[0\]: a real number"):
         t.tell_batch(["a"] * len(rows))
 
 

@@ -47,9 +47,9 @@ def test_step_on_bad_type_says_what_is_wrong():
     t = arqon.Tuner(space(2))
     t.ask()
     for bad in ("1.0", None, [1.0]):
-        with pytest.raises(TypeError, match="value must be a real number, got"):
+        with pytest.raises(TypeError, match="value: a real number, got"):
             t.step(bad)
-        with pytest.raises(TypeError, match="value must be a real number, got"):
+        with pytest.raises(TypeError, match="value: a real number, got"):
             t.tell(bad)
     assert t.tell(np.float32(1.5)) == Status.OK and t.tell(3) == Status.NOT_ASKED
 

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from arqon.config import ConfigError, Name, decode
+from arqon.config import ConfigError, Name, decode, load_config
 from arqon.kernels.rng import rng_seed, rng_uniform
 from arqon.tuner import BudgetExhausted, Tuner
 
@@ -86,6 +86,7 @@ class ArqonSolver:
         self.config = decode(config_json, SolverConfig)
         c = self.config
         self.names = list(c.bounds)
+        load_config({"params": self._params(None)})  # bounds checked now, not when the probe is over
         self._n_probe = min(round(c.probe_ratio * c.budget), c.budget - 1)
         self._probes = None  # the probe batch and its values while probing
         self._executor = None  # set by _build_tuner when max_delta or cooldown_steps asks for one
