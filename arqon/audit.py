@@ -485,6 +485,23 @@ class Log:
     closed: bool  # the writer closed the log (it ends with the end marker); False after a crash or a truncation
     headers: tuple[dict, ...] = ()  # every segment's header: the run as it was from that segment on
     starts: tuple[int, ...] = ()  # the index of each segment's first record
+    beyond_gap: tuple[str, ...] = ()  # segment files after a missing one (LOG.3 with no LOG.2): not read
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """What this log lacks to be the whole run, one sentence each; empty for a closed log read to its end."""
+        found = []
+        if self.beyond_gap:
+            found.append(f"segment {segment_path(Path(self.segments[0]), len(self.segments))} is missing: "
+                         f"{', '.join(self.beyond_gap)} after it not read")
+        if self.torn_tail is not None:
+            t = self.torn_tail
+            found.append(f"{t.file}: a torn tail at offset {t.offset} ({t.dropped_bytes} bytes of a write cut short"
+                         f"{', truncated' if t.repaired else ''})")
+        if not self.closed:
+            found.append("no end marker: the log was not closed (a crash, a truncation at a frame boundary, or a "
+                         "writer still running)")
+        return tuple(found)
 
     def header_at(self, index: int) -> dict:
         """The header in force at record ``index``: that of the last segment starting at or before it."""
@@ -570,7 +587,11 @@ def read_log(path, repair: bool = False) -> Log:
         segments.append(str(file))
         index += 1
     records = np.frombuffer(b"".join(chunks), RECORD).copy()
-    return Log(header, records, tuple(segments), torn, closed, tuple(headers), tuple(starts))
+    prefix = path.name + "."
+    beyond = sorted((f for f in path.parent.glob(prefix + "*") if f.name[len(prefix):].isdigit()
+                     and int(f.name[len(prefix):]) > index), key=lambda f: int(f.name[len(prefix):]))
+    return Log(header, records, tuple(segments), torn, closed, tuple(headers), tuple(starts),
+               tuple(str(f) for f in beyond))
 
 
 def _read_header(file: Path, data: bytes) -> tuple[dict, int]:
@@ -629,6 +650,7 @@ class Replay:
     verified: int  # records re-run with an identical status and state digest, from the first
     divergence: dict | None  # the first record that differs: index, step, kind, logged and replayed digests
     gap: dict | None  # the first record after refused ones (lost > 0): replay cannot go past it
+    missing: tuple[str, ...] = ()  # what the log lacks to be the whole run (``Log.missing``): identical so far only
 
     @property
     def identical(self) -> bool:
@@ -697,7 +719,7 @@ def replay_log(log: Log) -> Replay:
         else:
             divergence = {**where, "logged_status": int(r["status"]), "logged_digest": f"{int(r['digest']):016x}",
                           "replayed_digest": f"{int(digest(state)):016x}"}
-    return Replay(n, int(verified), divergence, gap)
+    return Replay(n, int(verified), divergence, gap, log.missing)
 
 
 def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None):

@@ -1,5 +1,5 @@
 """``arqon``: the command line. Exit codes: 0 success, 1 a check failed (a contract breach, a replay divergence),
-2 bad usage or input (a missing or damaged file)."""
+2 bad usage or input (a missing or damaged file), 3 a replay identical as far as it goes on an incomplete log."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Rebuild the tuner from the log's header (config and seed), re-run every logged ask/tell/step "
                     "with the logged values, and compare each decision's status and state digest with the logged one. "
                     "Prints the first divergence, or the first gap (records the audit ring refused), if any.",
-        epilog="Exit codes: 0 every event identical, 1 a divergence or a gap, 2 the log is missing or damaged.")
+        epilog="Exit codes: 0 every event identical and the log complete (closed, every segment present, no torn "
+               "tail), 1 a divergence or a gap, 2 the log is missing or damaged, 3 every event read is identical but "
+               "the log is incomplete (what is missing is printed on stderr).")
     r.add_argument("log", metavar="LOG", help="the audit log (its first segment; LOG.1, LOG.2 ... are read too)")
 
     g = commands.add_parser("log", help="show, tail or export an audit log",
@@ -227,6 +229,11 @@ def _replay(path) -> int:
     from arqon.audit import replay
 
     result = replay(path)
+    if result.identical and result.missing:
+        print(f"{path}: {result.events} events replayed, every decision bit-identical, but the log is incomplete")
+        for what in result.missing:
+            print(f"arqon replay: {path}: {what}", file=sys.stderr)
+        return 3
     if result.identical:
         print(f"{path}: {result.events} events replayed, every decision bit-identical")
         return 0
@@ -239,6 +246,8 @@ def _replay(path) -> int:
         print(f"{path}: {result.verified} of {result.events} events identical; first divergence at event "
               f"{d['index']} ({d['kind']}, step {d['step']}): logged digest {d['logged_digest']} (status "
               f"{d['logged_status']}), replayed digest {d['replayed_digest']}")
+    for what in result.missing:
+        print(f"arqon replay: {path}: {what}", file=sys.stderr)
     return 1
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -411,3 +412,54 @@ def test_metric_and_live_records_refuse_bad_arguments(tmp_path):
         log.record_metrics({"lat": 3.0}, 0)  # a missing name is no data
     metric = read_log(tmp_path / "c.arqlog").records
     assert metric["value"][0] == 3.0 and np.isnan(metric["value"][1]) and metric["status"].tolist() == [0, 1]
+
+
+def _segments_of(path):
+    return read_log(path).segments
+
+
+def test_replay_never_calls_an_incomplete_log_complete(tmp_path, capsys):
+    """A cut tail, a missing end marker and a missing middle segment each replay as identical-but-incomplete (exit
+    3, what is missing on stderr); over random cuts and deletions, no damaged log replays as complete."""
+    from arqon.audit import _FRAME
+
+    path = tmp_path / "run.arqlog"
+    _run(path, 2, 3000, rotate_bytes=1 << 14)
+    files = [Path(f).read_bytes() for f in _segments_of(path)]
+    assert len(files) >= 4 and cli(["replay", str(path)]) == 0
+    capsys.readouterr()
+
+    def rewrite(contents):
+        for f in tmp_path.glob("cut.arqlog*"):
+            f.unlink()
+        for i, data in enumerate(contents):
+            if data is not None:
+                (tmp_path / ("cut.arqlog" + (f".{i}" if i else ""))).write_bytes(data)
+        return tmp_path / "cut.arqlog"
+
+    cases = {"a torn tail": [*files[:-1], files[-1][:-7]],
+             "no end marker": [*files[:-1], files[-1][:-_FRAME.size]],
+             "is missing": [*files[:2], None, *files[3:]]}
+    for words, contents in cases.items():
+        assert cli(["replay", str(rewrite(contents))]) == 3, words
+        out, err = capsys.readouterr()
+        assert "but the log is incomplete" in out and words in err, (words, err)
+    rng = random.Random(5)
+    outcomes = {"incomplete": 0, "unreadable": 0, "diverged": 0}
+    for trial in range(1000):
+        contents = list(files)
+        i = rng.randrange(len(files))
+        if trial % 4 == 0 and i > 0:
+            contents[i] = None
+        else:
+            contents[i] = files[i][:rng.randrange(len(files[i]))]
+        try:
+            result = replay(rewrite(contents))
+        except LogCorrupt:
+            outcomes["unreadable"] += 1
+            continue
+        assert result.missing, trial  # never complete
+        outcomes["incomplete" if result.identical else "diverged"] += 1
+    assert outcomes["incomplete"] > 0 and sum(outcomes.values()) == 1000
+    with capsys.disabled():
+        print(f"\n  1000 cuts and deletions of a {len(files)}-segment log: {outcomes}; called complete: 0")
