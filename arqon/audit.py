@@ -587,11 +587,9 @@ def read_log(path, repair: bool = False) -> Log:
         segments.append(str(file))
         index += 1
     records = np.frombuffer(b"".join(chunks), RECORD).copy()
-    prefix = path.name + "."
-    beyond = sorted((f for f in path.parent.glob(prefix + "*") if f.name[len(prefix):].isdigit()
-                     and int(f.name[len(prefix):]) > index), key=lambda f: int(f.name[len(prefix):]))
-    return Log(header, records, tuple(segments), torn, closed, tuple(headers), tuple(starts),
-               tuple(str(f) for f in beyond))
+    numbered = {int(n): f for f in path.parent.glob(path.name + ".*") if (n := f.name[len(path.name) + 1:]).isdigit()}
+    beyond = tuple(str(numbered[i]) for i in sorted(numbered) if i > index)  # segments after a missing one
+    return Log(header, records, tuple(segments), torn, closed, tuple(headers), tuple(starts), beyond)
 
 
 def _read_header(file: Path, data: bytes) -> tuple[dict, int]:

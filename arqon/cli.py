@@ -229,14 +229,12 @@ def _replay(path) -> int:
     from arqon.audit import replay
 
     result = replay(path)
-    if result.identical and result.missing:
-        print(f"{path}: {result.events} events replayed, every decision bit-identical, but the log is incomplete")
-        for what in result.missing:
-            print(f"arqon replay: {path}: {what}", file=sys.stderr)
-        return 3
+    for what in result.missing:
+        print(f"arqon replay: {path}: {what}", file=sys.stderr)
     if result.identical:
-        print(f"{path}: {result.events} events replayed, every decision bit-identical")
-        return 0
+        incomplete = ", but the log is incomplete" if result.missing else ""
+        print(f"{path}: {result.events} events replayed, every decision bit-identical{incomplete}")
+        return 3 if result.missing else 0
     if result.gap:
         g = result.gap
         print(f"{path}: {result.verified} of {result.events} events identical; then a gap: {g['lost']} record(s) "
@@ -246,8 +244,6 @@ def _replay(path) -> int:
         print(f"{path}: {result.verified} of {result.events} events identical; first divergence at event "
               f"{d['index']} ({d['kind']}, step {d['step']}): logged digest {d['logged_digest']} (status "
               f"{d['logged_status']}), replayed digest {d['replayed_digest']}")
-    for what in result.missing:
-        print(f"arqon replay: {path}: {what}", file=sys.stderr)
     return 1
 
 

@@ -26,7 +26,8 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")]  # \Z: `$` admits "x\n"
+# \Z, not $: `$` also matches before a final newline, which would admit "x\n"
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")]
 Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
 
 

@@ -102,7 +102,7 @@ class Policy(_Struct):
     rate_limit: RateLimit | None = None
     metrics: Annotated[list[Name], Meta(max_length=256)] = []  # live metrics, in the order `observe` receives them
     slos: Annotated[list[str], Meta(max_length=256)] = []  # hard constraints: a breach rolls back at once
-    risk_budget: Annotated[int, Meta(ge=1, le=100_000)] | None = None  # most parameters that may differ from known-good at once
+    risk_budget: Annotated[int, Meta(ge=1, le=100_000)] | None = None  # most parameters differing from known-good
     canary: Canary | None = None  # None: a candidate is promoted at its first clean observation
     progress_deadline: Annotated[int, Meta(ge=1, le=2**40)] = 1000  # steps any pending state may last
     safe_mode_after: Annotated[int, Meta(ge=0, le=2**40)] = 3  # consecutive rollbacks that enter safe mode; 0 = never

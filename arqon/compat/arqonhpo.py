@@ -86,8 +86,9 @@ class ArqonSolver:
         self.config = decode(config_json, SolverConfig)
         c = self.config
         self.names = list(c.bounds)
-        load_config({"params": self._params(None)})  # bounds checked now, not when the probe is over
         self._n_probe = min(round(c.probe_ratio * c.budget), c.budget - 1)
+        if self._n_probe:  # the tuner is built after the probe: its bounds are checked now all the same
+            load_config({"params": self._params(None)})
         self._probes = None  # the probe batch and its values while probing
         self._executor = None  # set by _build_tuner when max_delta or cooldown_steps asks for one
         self._tuner = None if self._n_probe else self._build_tuner(None)
