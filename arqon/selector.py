@@ -97,7 +97,9 @@ class GlrKlUcb(_Struct):
 
 class Linear(_Struct):
     """A ridge regression per arm, A = ridge I + sum x x^T, updated by Sherman-Morrison; the score is theta . x plus
-    ``explore`` sqrt(x^T A^-1 x) (LinUCB, Li et al. 2010) or times a normal draw (linear Thompson sampling)."""
+    ``explore`` s sqrt(x^T A^-1 x) (LinUCB, Li et al. 2010) or that times a normal draw (linear Thompson sampling),
+    where s is the arm's measured noise sd: sqrt((2 + RSS) / (2 + n)), RSS the ridge fit's residual sum of squares
+    over its n rewards (a prior variance of 1 worth 2 rewards, so an unplayed arm has Li et al.'s width)."""
     explore: Annotated[float, Meta(ge=0.0, le=1e6)] = 1.0
     ridge: Annotated[float, Meta(gt=0.0, le=1e6)] = 1.0
 

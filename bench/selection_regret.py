@@ -149,7 +149,7 @@ def candidates(problem):
         lib[("river", "EpsilonGreedy(0.1)")] = river_policy(lambda s: bandit.EpsilonGreedy(epsilon=0.1, seed=s), False)
     else:
         lib[("arqon", "linucb")] = arqon_policy({"policy": "linucb"})
-        lib[("arqon", "lints")] = arqon_policy({"policy": "lints", "lints": {"explore": 0.2}})
+        lib[("arqon", "lints")] = arqon_policy({"policy": "lints", "lints": {"explore": 0.5}})
         lib[("mabwiser", "LinUCB(alpha=1)")] = mabwiser_policy(lambda: LearningPolicy.LinUCB(alpha=1))
         lib[("mabwiser", "LinTS(alpha=1)")] = mabwiser_policy(lambda: LearningPolicy.LinTS(alpha=1))
         lib[("river", "LinUCBDisjoint(alpha=1)")] = river_policy(
@@ -214,7 +214,7 @@ def main(argv=None):
              "per-run difference to the best peer on the same stream (± its standard error), and the "
              "median wall time per decision + update of each library's own loop (arqon: its @njit kernels in a loop). "
              "SMPyBandits is not installable here (not in the package index this project installs from). Default "
-             "settings everywhere except linear Thompson's scale (arqon `explore` 0.2; mabwiser's LinTS alpha 1).", ""]
+             "settings everywhere except linear Thompson's scale (arqon `explore` 0.5; mabwiser's LinTS alpha 1).", ""]
     ratios = {}
     for problem, (title, _) in PROBLEMS.items():
         results = measure(problem, runs, horizons[problem])

@@ -99,7 +99,13 @@ POST_MEAN, POST_SD = 9, 10  # Gaussian Thompson posterior
 RESTART, H_COUNT, H_HEAD, SINCE_TEST = 11, 12, 13, 14  # GLR: the arm's restart time, its history ring, its last test
 MEAN, INV_N = 15, 16  # UCB1: S / N and 1 / N (0 and inf for an arm never played)
 KQ, KLEVEL, KSLOPE = 17, 18, 19  # KL-UCB: the arm's index at level KLEVEL (-1: to compute) and its slope in the level
-BASE_ROWS = 20
+NOISE_SS, NOISE_SD = 20, 21  # linear policies: the ridge fit's residual sum of squares, and the noise sd estimate
+BASE_ROWS = 22
+# A linear arm's noise variance estimate is (NOISE_PRIOR + RSS) / (NOISE_PRIOR + n): a normal-inverse-gamma prior
+# with a0 = b0 = 1, i.e. a variance of 1 worth 2 observations. An arm with no data has Li et al.'s LinUCB width;
+# as data comes it scales to the noise measured (a confidence radius is proportional to the noise sd: OFUL,
+# Abbasi-Yadkori et al. 2011).
+NOISE_PRIOR = 2.0
 METRIC_N, METRIC_MEAN, METRIC_M2 = 0, 1, 2  # per metric j, rows BASE_ROWS + 3 j + these (Welford)
 CON_METRIC, CON_DIRECTION, CON_LIMIT = 0, 1, 2  # a constraint's three words in the constraints block
 BANDIT_LAYOUT = layout_id("bandit", BANDIT_HEADER.descr, BANDIT_HEADER.itemsize, BASE_ROWS, 3, 3,
@@ -202,6 +208,8 @@ def _refresh(h, m, arm):
         m[KLEVEL, arm] = -1.0
     elif p == THOMPSON or p == DISCOUNTED_THOMPSON or p == SLIDING_WINDOW_THOMPSON:
         _refresh_beta(h, m, arm)
+    elif p == LINUCB or p == LINEAR_THOMPSON:  # the noise variance's estimate from a prior of 1 worth 2 observations
+        m[NOISE_SD, arm] = math.sqrt((NOISE_PRIOR + m[NOISE_SS, arm]) / (NOISE_PRIOR + m[N, arm]))
 
 
 @kernel(t.float64(BANDIT_TYPE, t.float64[:, ::1], t.int64, t.float64), inline=True)
@@ -326,7 +334,7 @@ def _score(h, m, v, context, eligible):
             base = lin + a * size
             a_inv = view_at(v.ctypes.data + 8 * base, (d, d), np.float64)  # reshape() of a slice costs ~15 ns
             mean, width = mean_and_width(a_inv, v[base + d * d + d:base + size], context)
-            spread = g["explore"] * width
+            spread = g["explore"] * m[NOISE_SD, a] * width
             score[a] = mean + (spread * sample_normal(rng) if p == LINEAR_THOMPSON else spread)
 
 
@@ -457,7 +465,11 @@ def _learn(h, m, v, arm, reward):
         base = blocks[2] + arm * size
         a_inv = view_at(v.ctypes.data + 8 * base, (d, d), np.float64)
         b, theta, x = v[base + d * d:base + d * d + d], v[base + d * d + d:base + size], v[blocks[4]:blocks[4] + d]
-        sherman_morrison(a_inv, x, theta)  # theta as scratch, rewritten below
+        error = reward
+        for i in range(d):
+            error -= theta[i] * x[i]
+        # the ridge objective at its minimum grows by e^2 / (1 + x^T A^-1 x), e the error of the old fit
+        m[NOISE_SS, arm] += error * error / sherman_morrison(a_inv, x, theta)  # theta as scratch, rewritten below
         for i in range(d):
             b[i] += reward * x[i]
         for i in range(d):

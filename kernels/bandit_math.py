@@ -95,10 +95,11 @@ def _row_sum(a_inv, x, i):
     return acc
 
 
-@kernel(t.void(t.float64[:, ::1], t.float64[::1], t.float64[::1]), inline=True)
+@kernel(t.float64(t.float64[:, ::1], t.float64[::1], t.float64[::1]), inline=True)
 def sherman_morrison(a_inv, x, u):
     """Replace ``a_inv`` = A^-1 by (A + x x^T)^-1 in place: A^-1 - (A^-1 x)(A^-1 x)^T / (1 + x^T A^-1 x), with
-    ``u`` (length d) as scratch for A^-1 x. Mutates: a_inv, u. Allocates: nothing."""
+    ``u`` (length d) as scratch for A^-1 x. Mutates: a_inv, u. Allocates: nothing. Returns: 1 + x^T A^-1 x (the
+    old A)."""
     d = x.shape[0]
     i = 0
     while i + 4 <= d:
@@ -114,6 +115,7 @@ def sherman_morrison(a_inv, x, u):
         ui = u[i] / denom
         for j in range(d):
             a_inv[i, j] -= ui * u[j]
+    return denom
 
 
 @kernel(t.UniTuple(t.float64, 2)(t.float64[:, ::1], t.float64[::1], t.float64[::1]), inline=True)

@@ -168,8 +168,9 @@ def test_linear_models_are_ridge_regressions():
     ys = {a: [] for a in range(k)}
     x = rng.normal(size=d)
     arm = sel.select(context=x)
+    weights = rng.normal(size=(k, d))
     for _ in range(60):
-        y = float(rng.normal())
+        y = float(x @ weights[arm] + 0.2 * rng.normal())
         xs[arm].append(x)
         ys[arm].append(y)
         x = rng.normal(size=d)
@@ -182,6 +183,16 @@ def test_linear_models_are_ridge_regressions():
         base = a * size
         np.testing.assert_allclose(v[base:base + d * d].reshape(d, d), np.linalg.inv(A), atol=1e-10)
         np.testing.assert_allclose(v[base + d * d + d:base + size], np.linalg.solve(A, X.T @ Y), atol=1e-10)
+    # each arm's noise sd: the ridge objective at its minimum, with a prior variance of 1 worth 2 observations
+    m = kb.bandit_matrix(sel.state)
+    sds = []
+    for a in range(k):
+        X, Y = np.array(xs[a]).reshape(-1, d), np.array(ys[a])
+        theta = np.linalg.solve(0.5 * np.eye(d) + X.T @ X, X.T @ Y)
+        rss = np.sum((Y - X @ theta) ** 2) + 0.5 * theta @ theta
+        sds.append(math.sqrt((2.0 + rss) / (2.0 + len(Y))))
+    np.testing.assert_allclose(m[kb.NOISE_SD], sds, rtol=1e-10)
+    assert max(sds) < 0.5  # the noise measured (sd 0.2), not the prior's 1
     # the choice is the LinUCB argmax at the context
     state = sel.state.copy()
     chosen = kb.select(state, np.ones(k, np.bool_), x)
@@ -189,7 +200,7 @@ def test_linear_models_are_ridge_regressions():
     for a in range(k):
         X, Y = np.array(xs[a]).reshape(-1, d), np.array(ys[a])
         A = 0.5 * np.eye(d) + X.T @ X
-        scores.append(x @ np.linalg.solve(A, X.T @ Y) + math.sqrt(x @ np.linalg.solve(A, x)))
+        scores.append(x @ np.linalg.solve(A, X.T @ Y) + sds[a] * math.sqrt(x @ np.linalg.solve(A, x)))
     assert chosen == int(np.argmax(scores))
 
 
