@@ -39,7 +39,7 @@ peers: $(BIN)/.installed  ## quality and overhead against nevergrad, optuna, pyc
 	$(BIN)/python bench/peers.py
 
 bandits: $(BIN)/.installed  ## bandit regret against mabwiser and river on the same streams: writes docs/bandit-regret.md
-	$(BIN)/python bench/selection_regret.py
+	$(BIN)/python bench/selection_regret.py --runs 100
 
 contracts: $(BIN)/.installed  ## timing budgets of every hot-path kernel, as ratios to a calibration loop
 	$(BIN)/arqon contracts

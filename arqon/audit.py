@@ -36,6 +36,7 @@ import numpy as np
 
 import arqon
 from arqon.config import ConfigError, load_config
+from arqon.outputs import FILE_MODE
 from arqon.policy import ordered_metrics
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels import bandit as bandit_kernels
@@ -367,7 +368,7 @@ class AuditLog:
         self._chain = hashlib.blake2b(text, digest_size=16).digest() if first else _chain(self._chain, text)
         path = segment_path(self.path, self._segment)
         partial = path.with_name(path.name + ".tmp")  # a crash before the link leaves only this, which no reader reads
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE)
         os.write(fd, _HEAD.pack(FILE_MAGIC, FORMAT, len(text)) + text + struct.pack("<I", zlib.crc32(text)))
         os.fsync(fd)
         os.link(partial, path)  # refuses an existing segment, as O_EXCL would
@@ -508,22 +509,25 @@ class Log:
         return self.headers[max(bisect.bisect_right(self.starts, index) - 1, 0)]
 
     def names(self) -> Names:
-        """What a person reads instead of indices: the arms, the variants and the lifecycle transitions."""
+        """What a person reads instead of indices: the arms, the variants, the lifecycle transitions, the parameters
+        and the metrics."""
         last = self.headers[-1] if self.headers else self.header
         selector, catalog = last.get("selector"), last.get("catalog")
         executor = last.get("executor") or {}
-        arms = None
+        arms, selector_metrics = None, ()
         if selector is not None:
             from arqon.selector import load_selector_config
 
-            arms = load_selector_config(selector).names
+            chosen = load_selector_config(selector)
+            arms, selector_metrics = chosen.names, tuple(chosen.metrics)
         keys = {}
         for h in self.headers:
             for t in h.get("transitions") or []:
                 keys[variant_key_digest(t["variant"])] = t["variant"]
         variants = tuple(catalog["variants"]) if catalog else None
         column = executor["names"].index("variant") if variants and "variant" in executor.get("names", ()) else None
-        return Names(arms, variants, column, keys)
+        return Names(arms, variants, column, keys, tuple(executor.get("names", ())), tuple(last.get("metrics") or ()),
+                     selector_metrics)
 
 
 @attrs.frozen
@@ -535,6 +539,9 @@ class Names:
     variants: tuple[str, ...] | None
     variant_column: int | None
     builds: dict  # a LIFECYCLE record's digest -> the build's id@version
+    params: tuple[str, ...] = ()  # the executor's parameters, as LIVE records index them
+    metrics: tuple[str, ...] = ()  # the metrics METRIC records index
+    selector_metrics: tuple[str, ...] = ()  # the metrics SEL_METRIC records index
 
 
 def read_log(path, repair: bool = False) -> Log:
@@ -720,16 +727,42 @@ def replay_log(log: Log) -> Replay:
     return Replay(n, int(verified), divergence, gap, log.missing)
 
 
+_TUNER_KINDS = {audit_kernels.ASK, audit_kernels.TELL, audit_kernels.STEP, audit_kernels.REOPEN,
+                bandit_audit.SEL_UPDATE, bandit_audit.SEL_REWARD, bandit_audit.SEL_CHOICE, bandit_audit.SEL_ARMS}
+_EXECUTOR_KINDS = {audit_kernels.OFFER, audit_kernels.PROPOSE, audit_kernels.APPLY, audit_kernels.OBSERVE,
+                   audit_kernels.SNAPBACK, audit_kernels.KILL, audit_kernels.RESUME, audit_kernels.VARIANTS}
+
+
+def flag_names(kind: int, status: int) -> str:
+    """A record's status as the names of its flags, joined by ``|`` ("" for none): the tuner's and selector's
+    ``Status`` for their records, the executor's ``Flags`` (reasons and events) for its decisions, "" for the
+    kinds whose status is an index (LIVE, METRIC, DRIFT's direction, the selector's inputs, LIFECYCLE)."""
+    if kind in _TUNER_KINDS:
+        from arqon.status import Status as flags
+    elif kind in _EXECUTOR_KINDS:
+        from arqon.executor import Flags as flags
+    else:
+        return ""
+    return "|".join(f.name for f in flags if f.value and status & f.value == f.value)
+
+
 def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None):
-    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost); with ``names``
-    (``Log.names()``) a selector choice also names its arm (``arm``), a LIVE record of the variant column its variant
-    (``variant``), and a LIFECYCLE record its build (``variant``) and ``transition`` (e.g. ``approved -> retired``)."""
+    """Each record as a plain dict (index, step, kind, value, status, digest as hex, lost, and ``flags``: the status's
+    flag names); with ``names`` (``Log.names()``) ``name`` says what a record's index refers to (a LIVE record's
+    parameter, a METRIC or selector-metric record's metric), a selector choice names its arm (``arm``), a LIVE
+    record of the variant column its variant (``variant``), and a LIFECYCLE record its build (``variant``) and
+    ``transition`` (e.g. ``approved -> retired``)."""
     arms = names.arms if names is not None else None
     variants = names.variants if names is not None else None
+    indexed = {} if names is None else {audit_kernels.LIVE: names.params, audit_kernels.METRIC: names.metrics,
+                                        bandit_audit.SEL_METRIC: names.selector_metrics}
     for i, r in enumerate(records.tolist(), start):
         _, step, value, digest, kind, status, lost = r
         row = {"index": i, "step": step, "kind": KINDS.get(kind, kind), "value": None if value != value else value,
-               "status": status, "digest": f"{digest:016x}", "lost": lost}
+               "status": status, "flags": flag_names(kind, status), "digest": f"{digest:016x}", "lost": lost}
+        labels = indexed.get(kind)
+        if labels is not None:
+            row["name"] = labels[status] if 0 <= status < len(labels) else None
         if arms is not None and kind == bandit_audit.SEL_CHOICE and 0 <= value < len(arms):
             row["arm"] = arms[int(value)]
         elif (variants is not None and kind == audit_kernels.LIVE and status == names.variant_column

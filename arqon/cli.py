@@ -252,6 +252,7 @@ def _log(args) -> int:
     import json
 
     from arqon.audit import read_log, record_dicts
+    from arqon.outputs import open_private
 
     if getattr(args, "limit", 1) < 1:
         raise ConfigError("--limit must be at least 1")
@@ -265,13 +266,13 @@ def _log(args) -> int:
     records = log.records
     names = log.names()
     if args.verb == "export":
-        out = open(args.output, "w", newline="") if args.output else sys.stdout
+        out = open_private(args.output) if args.output else sys.stdout
         try:
             if args.format == "jsonl":
                 for row in record_dicts(records, names=names):
                     out.write(json.dumps(row) + "\n")
             else:
-                fields = ["index", "step", "kind", "value", "status", "digest", "lost"] + (
+                fields = ["index", "step", "kind", "name", "value", "status", "flags", "digest", "lost"] + (
                     ["arm"] if names.arms else []) + (["variant", "transition"] if names.variants else [])
                 writer = csv.DictWriter(out, fields)
                 writer.writeheader()
@@ -310,7 +311,7 @@ def _log(args) -> int:
     print(f"{'index':>8s} {'step':>8s} {'kind':16s} {'value':>14s} {'status':>10s} {'digest':16s} {'lost':>5s}")
     for row in record_dicts(rows, start, names=names):
         value = "" if row["value"] is None else f"{row['value']:.6g}"
-        named = " ".join(str(row[k]) for k in ("arm", "variant", "transition") if k in row)
+        named = " ".join(str(row[k]) for k in ("name", "arm", "variant", "transition", "flags") if row.get(k))
         print(f"{row['index']:8d} {row['step']:8d} {row['kind']:16s} {value:>14s} {row['status']:10d} "
               f"{row['digest']:16s} {row['lost']:5d}" + (f" {named}" if named else ""))
     return 0

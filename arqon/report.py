@@ -20,12 +20,14 @@ from arqon.audit import read_log
 from arqon.config import ConfigError, load_config
 from arqon.kernels import audit as k
 from arqon.kernels import guard as g
+from arqon.outputs import open_private, private_folder
 from arqon.policy import load_policy
 
 
 @attrs.frozen
 class Trace:
-    """A run as series over steps 0 .. steps-1, read from an audit log."""
+    """A run as series over the steps it measured (``at``: the steps, ascending; series are indexed by position),
+    read from an audit log. Steps may be any integers: counters from 0, timestamps in nanoseconds, negative ones."""
 
     path: str
     names: tuple[str, ...]  # knobs
@@ -42,6 +44,7 @@ class Trace:
     variants: tuple[str, ...] = ()  # a catalog's variants by index (none without one)
     variant: np.ndarray = np.zeros(0)  # (steps,) the index of the live variant in force during each step
     catalog_changes: np.ndarray = np.zeros(0, np.int64)  # steps where the variants that may be live changed
+    at: np.ndarray = np.zeros(0, np.int64)  # (steps,) the step at each position
 
     @property
     def steps(self) -> int:
@@ -50,6 +53,10 @@ class Trace:
 
     def breaches(self, slos=None) -> np.ndarray:
         """Steps whose observed metrics broke one of ``slos`` (default: every absolute SLO of the policy)."""
+        return self.at[self.breached(slos)]
+
+    def breached(self, slos=None) -> np.ndarray:
+        """Positions (indices into the series) of ``breaches``."""
         hit = np.zeros(self.steps, bool)
         for slo in self.slos if slos is None else slos:
             v = self.metrics.get(slo.metric)
@@ -68,18 +75,27 @@ def read_trace(path) -> Trace:
         raise ConfigError(f"{path}: the log holds no records")
     kinds = records["kind"]
     observed = records[kinds == k.METRIC]
-    steps = int((observed if len(observed) else records)["step"].max()) + 1  # the steps measured
+    told_records = records[(kinds == k.TELL) | (kinds == k.STEP)]
+    measured = observed if len(observed) else told_records if len(told_records) else records
+    at = np.unique(measured["step"])  # the steps measured: timestamps, say; counters are shown at every step between
+    if int(at[-1]) - int(at[0]) < 4 * len(at) + 1000:
+        at = np.arange(at[0], at[-1] + 1)
+    steps = len(at)
     d = len(config.params) if config is not None else 0
-    live = records[kinds == k.LIVE]
+    live = records[kinds == k.LIVE].copy()
+    leading = np.flatnonzero((kinds != k.LIVE) | (records["step"] != -1))
+    initial = leading[0] if len(leading) else len(records)  # the log opens with the snapshot live at creation
+    before = max(int(at[0]), np.iinfo(np.int64).min + 1) - 1  # the snapshot live when the log began, logged at step
+    live["step"][:initial] = np.minimum(live["step"][:initial], before)  # -1: in force from the first step on
     knobs_are = "live" if len(live) else "proposed"
     changes = live[live["status"] < d] if len(live) or config is None else _proposals(config, records)
-    knobs = _held(changes, steps, d)
+    knobs = _held(changes, at, d)
     named = log.names()
     variant = np.zeros(0)
     if named.variant_column is not None:
         picked = live[live["status"] == named.variant_column].copy()
         picked["status"] = 0
-        variant = _held(picked, steps, 1)[:, 0]
+        variant = _held(picked, at, 1)[:, 0]
     catalog_changes = []  # the step of the VARIANTS decision before each segment whose variants that may be live differ
     decided = np.flatnonzero(kinds == k.VARIANTS)
     for start, previous, header in zip(log.starts[1:], log.headers, log.headers[1:]):
@@ -90,31 +106,35 @@ def read_trace(path) -> Trace:
                 catalog_changes.append(int(records[before[-1]]["step"]))
     names = log.header.get("metrics") or []
     metrics = {name: np.full(steps, np.nan) for name in names}
-    for step, index, value in zip(observed["step"].tolist(), observed["status"].tolist(), observed["value"].tolist()):
-        metrics[names[index]][step] = value
+    for i, index, value in zip(np.searchsorted(at, observed["step"]).tolist(), observed["status"].tolist(),
+                               observed["value"].tolist()):
+        metrics[names[index]][i] = value
     policy = log.header.get("policy")
     slos = [s for s in load_policy(policy).parsed_slos if not s.relative] if policy else []
     observe = records[kinds == k.OBSERVE]
     flags = observe["status"].astype(np.int64)
     told = np.full(steps, np.nan)
-    tells = records[(kinds == k.TELL) | (kinds == k.STEP)]
-    tells = tells[tells["step"] < steps]
-    told[tells["step"]] = tells["value"]
+    tells = told_records
+    i = np.minimum(np.searchsorted(at, tells["step"]), steps - 1)
+    measured = at[i] == tells["step"]
+    told[i[measured]] = tells["value"][measured]
     params = config.params if config is not None else []
     return Trace(str(path), tuple(p.name for p in params), np.array([[p.min, p.max] for p in params]).reshape(-1, 2),
                  tuple(p.scale == "log" for p in params), knobs, knobs_are, metrics, slos,
                  observe["step"][(flags & g.ROLLED_BACK) != 0], observe["step"][(flags & g.SAFE_MODE_ENTERED) != 0],
                  records["step"][kinds == k.DRIFT], told, named.variants or (), variant,
-                 np.array(catalog_changes, np.int64))
+                 np.array(catalog_changes, np.int64), at)
 
 
-def _held(changes: np.ndarray, steps: int, d: int) -> np.ndarray:
-    """(steps, d) values from LIVE-like records (status = column): each decided at step t is in force from step t + 1
-    and held until the next change; before the first, the first."""
+def _held(changes: np.ndarray, at: np.ndarray, d: int) -> np.ndarray:
+    """(steps, d) values at the steps ``at`` from LIVE-like records (status = column): each decided at step t is in
+    force from the first step of ``at`` after t and held until the next change; before the first, the first."""
+    steps = len(at)
     values = np.full((steps, d), np.nan)
-    for step, index, value in zip(changes["step"].tolist(), changes["status"].tolist(), changes["value"].tolist()):
-        if step + 1 < steps:
-            values[step + 1, index] = value
+    first = np.searchsorted(at, changes["step"], "right").tolist()
+    for i, index, value in zip(first, changes["status"].tolist(), changes["value"].tolist()):
+        if i < steps:
+            values[i, index] = value
     for j in range(d):
         column = values[:, j]
         filled = np.flatnonzero(np.isfinite(column))
@@ -175,8 +195,8 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
     objective.png (cost and latency quantiles over time, SLO lines), slo.png (each SLO metric, its limit, breaches).
     Returns the files written."""
     plt = _pyplot()
-    out.mkdir(parents=True, exist_ok=True)
-    t = np.arange(trace.steps)
+    private_folder(out)
+    t = trace.at
     written = []
 
     d = len(trace.names)
@@ -236,8 +256,8 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
             v = trace.metrics[slo.metric]
             ax.plot(t, v, lw=0.5, color="tab:blue")
             ax.axhline(slo.limit, color="tab:red", ls="--", lw=1, label=f"SLO {slo.metric} {slo.op} {slo.limit:g}")
-            bad = trace.breaches([slo])
-            ax.plot(bad, v[bad], "x", color="tab:red", ms=3, label=f"breaches ({len(bad)} steps)")
+            bad = trace.breached([slo])
+            ax.plot(t[bad], v[bad], "x", color="tab:red", ms=3, label=f"breaches ({len(bad)} steps)")
             ax.set_ylabel(slo.metric, fontsize=8)
             ax.set_yscale("symlog", linthresh=slo.limit / 10 if slo.limit > 0 else 1e-3)
             _events(ax, trace, label=False)
@@ -250,7 +270,8 @@ def plot_trace(trace: Trace, out: Path, prefix: str = "") -> list[Path]:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with open_private(path, "wb") as f:
+        fig.savefig(f, dpi=90, format=Path(path).suffix[1:] or "png")
     _pyplot().close(fig)
     return path
 
@@ -283,7 +304,8 @@ img {{ max-width: 100%; }} </style></head><body>{body}</body></html>"""
 
 
 def write_page(path: Path, title: str, body: str) -> Path:
-    path.write_text(PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>{body}"))
+    with open_private(path) as f:
+        f.write(PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>{body}"))
     return path
 
 

@@ -271,7 +271,7 @@ def test_cli_show_tail_export(tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == len(read_log(path).records) and rows[0]["kind"] == "ask" and rows[0]["value"] is None
     assert cli(["log", "export", str(path), "--format", "csv", "-o", str(tmp_path / "run.csv")]) == 0
-    assert (tmp_path / "run.csv").read_text().splitlines()[0] == "index,step,kind,value,status,digest,lost"
+    assert (tmp_path / "run.csv").read_text().splitlines()[0] == "index,step,kind,name,value,status,flags,digest,lost"
     assert cli(["replay", str(path)]) == 0
     assert "every decision bit-identical" in capsys.readouterr().out
 

@@ -16,6 +16,7 @@ from arqon.demo import inference
 from arqon.demo import scenarios as sc
 from arqon.demo import service as sv
 from arqon.kernels import rng_seed
+from arqon.outputs import private_folder
 
 SLOS = ("p99_latency <= 60", "error_rate <= 0.01")
 P99_LIMIT, ERROR_LIMIT = 60.0, 0.01
@@ -260,7 +261,7 @@ def run_scenario(scenario: sc.Scenario, out: Path, requests: int = 2000, seed: i
                  progress=None) -> dict[str, Run]:
     """The three runs of ``scenario``, their audit logs written into ``out``. Both tuners start from the static
     configuration (the executor's first known-good)."""
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
     for stale in out.glob(f"{scenario.name}-*.arqlog*"):
         stale.unlink()
     if static is None:
@@ -319,7 +320,7 @@ def main(names: list[str], out: Path, requests: int = 2000, seed: int = 7, progr
     except ImportError:
         raise arqon.ConfigError("arqon demo needs the demo extra: pip install 'arqon[demo]'") from None
     report._pyplot()  # fail now, not after the runs, if matplotlib is missing
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
     # every scenario starts from the same conditions
     static = best_at_start(scenarios[0], requests, seed) if scenarios else None
     total = 3 * sum(s.steps for s in scenarios) + (inference.STEPS if phase2 else 0) + (KERNEL_DECISIONS if real else 0)

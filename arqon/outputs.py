@@ -1,0 +1,37 @@
+"""Files arqon writes for a person (reports, plots, exports) and its audit logs: created readable by their owner only
+(files 0600, folders 0700: a log or report holds the whole config and every observed value) and never written
+through a symbolic link, which could send them anywhere the user can write. An existing file keeps its mode."""
+
+import errno
+import os
+from pathlib import Path
+
+from arqon.config import ConfigError
+
+FILE_MODE, FOLDER_MODE = 0o600, 0o700
+
+
+def private_folder(path) -> Path:
+    """``path`` as a folder, created 0700 (with its missing parents) unless it exists; ConfigError when it, or the
+    name it is reached by, is a symbolic link or not a folder."""
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path}: a symbolic link; arqon does not write through one")
+    missing = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()]
+    for folder in reversed(missing):  # mkdir(parents=True) would give the parents the default mode
+        folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: not a folder")
+    return path
+
+
+def open_private(path, mode: str = "w", flags: int = os.O_TRUNC):
+    """``path`` opened for writing (``mode`` "w" or "wb"), created 0600, never through a symbolic link (ConfigError
+    naming the path). ``flags`` adds to O_WRONLY | O_CREAT | O_NOFOLLOW: O_TRUNC by default."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | flags, FILE_MODE)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: a symbolic link; arqon does not write through one") from None
+        raise
+    return os.fdopen(fd, mode, newline="") if "b" not in mode else os.fdopen(fd, mode)
