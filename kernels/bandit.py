@@ -22,7 +22,7 @@ from ._jit import kernel, shares_memory, view_at
 from ._status import BAD_ARGUMENT, BAD_STATE, DRIFT, NONE_ELIGIBLE, NONFINITE, NOT_ASKED, OK
 from .bandit_math import glr_fires, klucb_index, mean_and_width, sherman_morrison
 from .rng import rng_seed, rng_uniform
-from .sampling import gamma_constants, gamma_in_registers, sample_normal
+from .sampling import gamma_at_least_one, gamma_constants, gamma_constants_valid, gamma_in_registers, sample_normal
 from .state import layout_id, opened_header, padded_record, page_aligned_zeros
 
 # policies
@@ -268,11 +268,23 @@ def _beta_scores(h, m):
     Mutates: m[SCORE], the RNG. Allocates: nothing."""
     rng = h[0]["rng"]
     score = m[SCORE]
+    k = m.shape[1]
+    common = True  # every shape at least 1 with valid constants (a Beta-Bernoulli posterior's always are): the
+    for a in range(k):  # checks once, here, not in every draw (7 of 78 ns at K = 8)
+        common &= (m[ALPHA, a] >= 1.0) & (m[BETA, a] >= 1.0)
+        common &= gamma_constants_valid(m[ALPHA, a], m[ALPHA_D, a], m[ALPHA_C, a])
+        common &= gamma_constants_valid(m[BETA, a], m[BETA_D, a], m[BETA_C, a])
     s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
-    for a in range(m.shape[1]):
-        x, s0, s1, s2, s3 = gamma_in_registers(rng, s0, s1, s2, s3, m[ALPHA, a], m[ALPHA_D, a], m[ALPHA_C, a])
-        y, s0, s1, s2, s3 = gamma_in_registers(rng, s0, s1, s2, s3, m[BETA, a], m[BETA_D, a], m[BETA_C, a])
-        score[a] = x / (x + y)
+    if common:
+        for a in range(k):
+            x, s0, s1, s2, s3 = gamma_at_least_one(rng, s0, s1, s2, s3, m[ALPHA_D, a], m[ALPHA_C, a])
+            y, s0, s1, s2, s3 = gamma_at_least_one(rng, s0, s1, s2, s3, m[BETA_D, a], m[BETA_C, a])
+            score[a] = x / (x + y)
+    else:
+        for a in range(k):
+            x, s0, s1, s2, s3 = gamma_in_registers(rng, s0, s1, s2, s3, m[ALPHA, a], m[ALPHA_D, a], m[ALPHA_C, a])
+            y, s0, s1, s2, s3 = gamma_in_registers(rng, s0, s1, s2, s3, m[BETA, a], m[BETA_D, a], m[BETA_C, a])
+            score[a] = x / (x + y)
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
 
 

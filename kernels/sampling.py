@@ -123,14 +123,19 @@ def _xoshiro(s0, s1, s2, s3):
     return result, s0, s1, s2, s3
 
 
-@kernel(_REGS(t.uint64[:], t.uint64, t.uint64, t.uint64, t.uint64, t.float64, t.float64, t.float64), inline=True)
-def gamma_in_registers(s, s0, s1, s2, s3, shape, d, c):
-    """``sample_gamma`` on the generator state (s0, s1, s2, s3) kept in registers by a caller that draws many
-    variates in a row (``s`` is its home array, used and updated only on the ziggurat's rare path).
-    Allocates: nothing. Returns: (the variate, the next state); NaN, drawing nothing, for constants no positive
-    shape has (a corrupted state must not loop forever)."""
-    if not (d > 0.0 and c >= 0.0 and shape > 0.0):
-        return math.nan, s0, s1, s2, s3
+@kernel(t.boolean(t.float64, t.float64, t.float64), inline=True)
+def gamma_constants_valid(shape, d, c):
+    """True when ``(d, c)`` are constants a positive ``shape`` could have: the squeeze loop then ends (a corrupted
+    state must not loop forever). Allocates: nothing."""
+    return (d > 0.0) & (c >= 0.0) & (shape > 0.0)
+
+
+@kernel(_REGS(t.uint64[:], t.uint64, t.uint64, t.uint64, t.uint64, t.float64, t.float64), inline=True)
+def gamma_at_least_one(s, s0, s1, s2, s3, d, c):
+    """A Gamma(a) variate for a >= 1 from its ``gamma_constants`` (d, c), which the caller has checked with
+    ``gamma_constants_valid`` (callers drawing many variates check them all first, once), on the generator state
+    (s0, s1, s2, s3) kept in registers (``s`` is its home array, used and updated only on the ziggurat's rare path).
+    Allocates: nothing. Returns: (the variate, the next state)."""
     while True:
         bits, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
         hz = np.int64(np.int32(bits >> _U64(32)))
@@ -150,11 +155,22 @@ def gamma_in_registers(s, s0, s1, s2, s3, shape, d, c):
         x2 = x * x
         if u < 1.0 - SQUEEZE * cx * cx * x2 or _log_free_accept(u, x2, z, v, d) or \
                 math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
-            g = d * v
-            if shape < 1.0:
-                more, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                g *= math.exp(math.log(1.0 - np.float64(more >> _U64(11)) * (1.0 / 9007199254740992.0)) / shape)
-            return g, s0, s1, s2, s3
+            return d * v, s0, s1, s2, s3
+
+
+@kernel(_REGS(t.uint64[:], t.uint64, t.uint64, t.uint64, t.uint64, t.float64, t.float64, t.float64), inline=True)
+def gamma_in_registers(s, s0, s1, s2, s3, shape, d, c):
+    """``sample_gamma`` on the generator state (s0, s1, s2, s3) kept in registers by a caller that draws many
+    variates in a row (``s`` is its home array, used and updated only on the ziggurat's rare path).
+    Allocates: nothing. Returns: (the variate, the next state); NaN, drawing nothing, for constants no positive
+    shape has."""
+    if not gamma_constants_valid(shape, d, c):
+        return math.nan, s0, s1, s2, s3
+    g, s0, s1, s2, s3 = gamma_at_least_one(s, s0, s1, s2, s3, d, c)
+    if shape < 1.0:
+        more, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        g *= math.exp(math.log(1.0 - np.float64(more >> _U64(11)) * (1.0 / 9007199254740992.0)) / shape)
+    return g, s0, s1, s2, s3
 
 
 @kernel(t.float64(t.uint64[:], t.float64, t.float64, t.float64), inline=True)
