@@ -29,7 +29,7 @@ quickstart: $(BIN)/.installed
 test: $(BIN)/.installed  ## the whole test suite (benchmarks run once each as smoke tests)
 	$(BIN)/python -m pytest
 
-test-slow: $(BIN)/.installed  ## the slow tier (1000 SIGKILLs of an audit-log writer, ...)
+test-slow: $(BIN)/.installed  ## the slow tier (1008 SIGKILLs of an audit-log writer over rotate sizes and fsync modes, ...)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.installed  ## timed benchmarks, with ratios to an empty @njit call of the same run

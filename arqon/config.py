@@ -27,6 +27,9 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 # \Z, not $: `$` also matches before a final newline, which would admit "x\n"
+# The largest float: an upper bound that refuses only inf, for settings with no natural one
+FLOAT_MAX = 1.7976931348623157e308
+Positive = Annotated[float, Meta(gt=0.0, le=FLOAT_MAX)]
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")]
 Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
 
@@ -75,11 +78,11 @@ class Spsa(_Struct):
     """SPSA options. Sizes are fractions of each parameter's range (the unit cube)."""
 
     gains: Literal["decaying", "constant"] = "decaying"  # decaying converges; constant tracks a moving optimum
-    a: Annotated[float, Meta(gt=0.0)] | None = None  # step gain; None: set from the first gradient estimates
+    a: Positive | None = None  # step gain; None: set from the first gradient estimates
     c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size (an adaptive one's start and ceiling)
     perturbation: Literal["fixed", "adaptive"] = "fixed"  # fixed: c (decaying with gamma under decaying gains);
     # adaptive: sized each pair from the measured noise and curvature, never past c (for tracking, with constant gains)
-    stability: Annotated[float, Meta(ge=0.0)] | None = None  # Spall's A; None: 10% of the updates the budget allows
+    stability: Annotated[float, Meta(ge=0.0, le=FLOAT_MAX)] | None = None  # Spall's A; None: 10% of the updates the budget allows
     alpha: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.602
     gamma: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.101
     initial_step: Fraction = 0.05  # automatic `a`: length of the first moves
@@ -140,7 +143,7 @@ class Config(_Struct):
 
 
 def _invalid(origin: str, error: msgspec.ValidationError) -> ConfigError:
-    msg = str(error)
+    msg = str(error).replace(f"Expected `float` <= {FLOAT_MAX!r}", "Expected a finite number")
     return ConfigError(f"{origin}: {msg}" if " - at `" in msg else f"{origin}: {msg} - at `$`")
 
 

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from msgspec import Meta
 
-from arqon.config import ConfigError, _Struct, decode
+from arqon.config import ConfigError, Positive, _Struct, decode
 from arqon.kernels import guard, ring, rng_next, rng_rademacher, stats, step
 from arqon.kernels import audit as audit_kernels
 from arqon.kernels import telemetry as tel_kernels
@@ -44,7 +44,6 @@ def _cache_probe():
 drop_stale_cache(_cache_probe)  # this module's cached functions inline kernels: drop them when a kernel changed
 
 
-Positive = Annotated[float, Meta(gt=0.0)]
 Mode = Literal["ratio", "ns", "both"]
 
 

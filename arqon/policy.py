@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from arqon.config import ConfigError, Name, _Struct, decode
+from arqon.config import FLOAT_MAX, ConfigError, Name, Positive, _Struct, decode
 from arqon.kernels.guard import RATE_MAX  # most applies a rate limit may allow per window (the kernel keeps them)
 
 Steps = Annotated[int, Meta(ge=0, le=2**40)]
@@ -24,7 +24,7 @@ class ParamPolicy(_Struct):
 
     min: float | None = None  # absolute bounds; default: the tuner's bounds
     max: float | None = None
-    max_delta: Annotated[float, Meta(gt=0.0)] | None = None  # largest change per apply, in the parameter's units
+    max_delta: Positive | None = None  # largest change per apply, in the parameter's units
     max_delta_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None  # ... or as a fraction of [min, max]
     cooldown: Steps = 0  # fewest steps between two changes of this parameter
 
@@ -52,7 +52,7 @@ class Stage(_Struct):
     than the known-good baseline by at most `max_regression` (a fraction) or the candidate is rolled back."""
 
     min_samples: Annotated[int, Meta(ge=1, le=2**40)]
-    max_regression: Annotated[float, Meta(ge=0.0)] = 0.0
+    max_regression: Annotated[float, Meta(ge=0.0, le=FLOAT_MAX)] = 0.0
 
 
 class Canary(_Struct):

@@ -17,7 +17,7 @@ import numpy as np
 from msgspec import Meta
 
 from arqon._fastselect import fast_select_step
-from arqon.config import ConfigError, Fraction, Name, _Struct, decode, real
+from arqon.config import ConfigError, Fraction, Name, Positive, _Struct, decode, real
 from arqon.kernels import bandit as kb
 from arqon.kernels import bandit_audit as kba
 from arqon.kernels._jit import entry_point
@@ -32,7 +32,6 @@ _AUDITED_SELECT = entry_point(kba.audited_select)
 _AUDITED_UPDATE = entry_point(kba.audited_update)
 _AUDITED_STEP = entry_point(kba.audited_step)
 
-Positive = Annotated[float, Meta(gt=0.0)]
 Finite = Annotated[float, Meta(ge=-1e300, le=1e300)]
 
 
