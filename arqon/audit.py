@@ -61,7 +61,8 @@ KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STE
          bandit_audit.SEL_CONTEXT: "selector-context", bandit_audit.SEL_METRIC: "selector-metric",
          bandit_audit.SEL_UPDATE: "selector-update", bandit_audit.SEL_REWARD: "selector-reward",
          bandit_audit.SEL_CHOICE: "selector-choice", bandit_audit.SEL_ARMS: "selector-arms",
-         audit_kernels.LIFECYCLE: "lifecycle", audit_kernels.VARIANTS: "variants"}
+         audit_kernels.LIFECYCLE: "lifecycle", audit_kernels.VARIANTS: "variants",
+         audit_kernels.PROPOSAL: "proposal"}
 LIFECYCLES = ("absent", "candidate", "approved", "retired")  # a LIFECYCLE record's status: FROM * 4 + TO
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
@@ -129,10 +130,15 @@ class AuditLog:
     tuner when it has no knobs): the catalog in force is in every segment header, each change of it (``use_catalog``,
     ``allow``) is recorded with its lifecycle transitions and starts a new segment, and a selector grown with
     ``with_arms`` stays recorded (docs/audit.md, "Catalog variants").
+
+    ``proposals=True`` also records the tuner's proposal after every ``ask`` and ``step`` (PROPOSAL records, one per
+    parameter, in force from the step after): what ``arqon report`` plots and ``arqon log export`` lists for a run
+    with no executor; without it the report rebuilds the proposals by replay. It costs a second kernel call per step.
     """
 
     def __init__(self, path, tuner=None, *, selector=None, executor=None, metrics=None,
-                 fsync: Literal["record", "every", "interval"] = "record", every: int = 1000, interval_ms: float = 10.0, rotate_bytes: int = 64 << 20, capacity: int = 1 << 16):
+                 fsync: Literal["record", "every", "interval"] = "record", every: int = 1000, interval_ms: float = 10.0,
+                 rotate_bytes: int = 64 << 20, capacity: int = 1 << 16, proposals: bool = False):
         if fsync not in ("record", "every", "interval"):
             raise ConfigError(f"fsync must be 'record', 'every' or 'interval', got {fsync!r}")
         if not (isinstance(every, int) and every >= 1):
@@ -141,6 +147,11 @@ class AuditLog:
             raise ConfigError(f"interval_ms must be > 0, got {interval_ms!r}")
         if rotate_bytes < 4096:
             raise ConfigError(f"rotate_bytes must be at least 4096, got {rotate_bytes!r}")
+        if not isinstance(proposals, bool):
+            raise ConfigError(f"proposals must be True or False, got {proposals!r}")
+        if proposals and tuner is None:
+            raise ConfigError("proposals=True records a tuner's proposals: pass tuner=")
+        self._proposals = proposals
         if tuner is None and selector is None:
             raise ConfigError("an audit log records a tuner, a selector, or both: pass tuner= or selector=")
         knobs = () if executor is None else executor.names[: len(executor.names) - bool(executor.variants)]
@@ -200,7 +211,10 @@ class AuditLog:
 
     def ask(self, step: int | None = None) -> np.ndarray:
         """``tuner.ask()``, audited. Returns the proposal view."""
-        _ASK(self._tuner().state, self._ring, self._next(step))
+        now = self._next(step)
+        _ASK(self._tuner().state, self._ring, now)
+        if self._proposals:
+            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
         return self.tuner._x
 
     def tell(self, value: float, step: int | None = None) -> int:
@@ -209,7 +223,10 @@ class AuditLog:
 
     def step(self, value: float, step: int | None = None) -> np.ndarray:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
-        _STEP(self._tuner().state, self._ring, value + 0.0, self._next(step))
+        now = self._next(step)
+        _STEP(self._tuner().state, self._ring, value + 0.0, now)
+        if self._proposals:
+            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
         return self.tuner._x
 
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
@@ -526,8 +543,8 @@ class Log:
                 keys[variant_key_digest(t["variant"])] = t["variant"]
         variants = tuple(catalog["variants"]) if catalog else None
         column = executor["names"].index("variant") if variants and "variant" in executor.get("names", ()) else None
-        return Names(arms, variants, column, keys, tuple(executor.get("names", ())), tuple(last.get("metrics") or ()),
-                     selector_metrics)
+        params = executor.get("names") or [p["name"] for p in (last.get("config") or {}).get("params", [])]
+        return Names(arms, variants, column, keys, tuple(params), tuple(last.get("metrics") or ()), selector_metrics)
 
 
 @attrs.frozen
@@ -539,7 +556,7 @@ class Names:
     variants: tuple[str, ...] | None
     variant_column: int | None
     builds: dict  # a LIFECYCLE record's digest -> the build's id@version
-    params: tuple[str, ...] = ()  # the executor's parameters, as LIVE records index them
+    params: tuple[str, ...] = ()  # the parameters LIVE and PROPOSAL records index (the executor's, else the tuner's)
     metrics: tuple[str, ...] = ()  # the metrics METRIC records index
     selector_metrics: tuple[str, ...] = ()  # the metrics SEL_METRIC records index
 
@@ -754,7 +771,8 @@ def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None
     ``transition`` (e.g. ``approved -> retired``)."""
     arms = names.arms if names is not None else None
     variants = names.variants if names is not None else None
-    indexed = {} if names is None else {audit_kernels.LIVE: names.params, audit_kernels.METRIC: names.metrics,
+    indexed = {} if names is None else {audit_kernels.LIVE: names.params, audit_kernels.PROPOSAL: names.params,
+                                        audit_kernels.METRIC: names.metrics,
                                         bandit_audit.SEL_METRIC: names.selector_metrics}
     for i, r in enumerate(records.tolist(), start):
         _, step, value, digest, kind, status, lost = r

@@ -87,8 +87,12 @@ def read_trace(path) -> Trace:
     initial = leading[0] if len(leading) else len(records)  # the log opens with the snapshot live at creation
     before = max(int(at[0]), np.iinfo(np.int64).min + 1) - 1  # the snapshot live when the log began, logged at step
     live["step"][:initial] = np.minimum(live["step"][:initial], before)  # -1: in force from the first step on
+    proposed = records[kinds == k.PROPOSAL]
     knobs_are = "live" if len(live) else "proposed"
-    changes = live[live["status"] < d] if len(live) or config is None else _proposals(config, records)
+    if len(live) or config is None:
+        changes = live[live["status"] < d]
+    else:  # a tuner-only log: its PROPOSAL records, or the proposals rebuilt by replay
+        changes = proposed if len(proposed) else _proposals(config, records)
     knobs = _held(changes, at, d)
     named = log.names()
     variant = np.zeros(0)

@@ -40,6 +40,9 @@ LIVE, METRIC = 14, 15
 # one without; status = FROM * 4 + TO, each 0 absent, 1 candidate, 2 approved, 3 retired), then VARIANTS, the executor's
 # decision to take the new approved set (as OFFER: status = flags, value = generation, digest of the live snapshot)
 LIFECYCLE, VARIANTS = 22, 23
+# the tuner's proposal after an ask or step, for reports of a run without an executor (``AuditLog(proposals=True)``;
+# replay passes over them): one per parameter, status = its index, value; in force from the step after
+PROPOSAL = 25
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import arqon
-from arqon.audit import AuditLog, read_log
+from arqon.audit import AuditLog, read_log, replay
 from arqon.cli import main as cli
 from arqon.executor import Flags
 from arqon.kernels import audit as audit_kernels
@@ -102,3 +102,28 @@ def test_report_reads_logs_whose_steps_are_timestamps_or_negative(tmp_path, step
     assert np.array_equal(trace.knobs, live) and np.array_equal(trace.metrics["latency"], latency)
     assert len(np.unique(live[:, 0])) > 1  # the live values changed during the run
     assert report(path, tmp_path / "r").is_file()
+
+
+def test_a_tuner_only_log_can_record_its_proposals_by_name(tmp_path):
+    config = {"params": [{"name": "x", "min": -2, "max": 2}, {"name": "y", "min": 1, "max": 9}], "seed": 5}
+    proposals = []
+    with AuditLog(tmp_path / "p.arqlog", arqon.Tuner(config), proposals=True) as log:
+        x = log.ask(step=-1)
+        for t in range(100):
+            proposals.append(x.copy())
+            x = log.step(float((x[0] - 1) ** 2 + (x[1] - 3) ** 2), step=t)
+    records = read_log(tmp_path / "p.arqlog").records
+    recorded = records[records["kind"] == audit_kernels.PROPOSAL]
+    assert len(recorded) == 2 * 101 and np.array_equal(recorded["value"][:200].reshape(100, 2), np.array(proposals))
+    assert read_trace(tmp_path / "p.arqlog").knobs_are == "proposed"
+    assert np.array_equal(read_trace(tmp_path / "p.arqlog").knobs, np.array(proposals))
+    assert replay(tmp_path / "p.arqlog").identical
+    assert cli(["log", "export", str(tmp_path / "p.arqlog"), "-o", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    named = [(r["name"], r["value"]) for r in rows if r["kind"] == "proposal"]
+    assert named[:4] == [("x", proposals[0][0]), ("y", proposals[0][1]), ("x", proposals[1][0]), ("y", proposals[1][1])]
+    with AuditLog(tmp_path / "q.arqlog", arqon.Tuner(config)) as log:  # off by default
+        log.step(1.0, step=0)
+    assert not np.any(read_log(tmp_path / "q.arqlog").records["kind"] == audit_kernels.PROPOSAL)
+    with pytest.raises(arqon.ConfigError, match="proposals must be True or False"):
+        AuditLog(tmp_path / "r.arqlog", arqon.Tuner(config), proposals="yes")
