@@ -232,9 +232,14 @@ class AuditLog:
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
         when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
+        now = telemetry.next_step
         status = _TUNE_FROM_WINDOW(self._tuner().state, telemetry.state, telemetry.ring.state, self._ring,
-                                   *window_args(telemetry, metric, stat, min_samples), telemetry.next_step)
-        return None if status & _WAITING else self.tuner._x
+                                   *window_args(telemetry, metric, stat, min_samples), now)
+        if status & _WAITING:
+            return None
+        if self._proposals:
+            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
+        return self.tuner._x
 
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""
@@ -385,7 +390,8 @@ class AuditLog:
         self._chain = hashlib.blake2b(text, digest_size=16).digest() if first else _chain(self._chain, text)
         path = segment_path(self.path, self._segment)
         partial = path.with_name(path.name + ".tmp")  # a crash before the link leaves only this, which no reader reads
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE)
+        partial.unlink(missing_ok=True)  # a crashed run's: made afresh, private, by this writer alone
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE)
         os.write(fd, _HEAD.pack(FILE_MAGIC, FORMAT, len(text)) + text + struct.pack("<I", zlib.crc32(text)))
         os.fsync(fd)
         os.link(partial, path)  # refuses an existing segment, as O_EXCL would

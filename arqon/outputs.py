@@ -1,6 +1,7 @@
 """Files arqon writes for a person (reports, plots, exports) and its audit logs: created readable by their owner only
 (files 0600, folders 0700: a log or report holds the whole config and every observed value) and never written
-through a symbolic link, which could send them anywhere the user can write. An existing file keeps its mode."""
+through a symbolic link at the name given, which could send them anywhere the user can write (the folders above it
+are the user's choice and are followed). An existing file or folder keeps its mode."""
 
 import errno
 import os

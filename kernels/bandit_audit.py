@@ -15,8 +15,8 @@ from ._jit import borrow, kernel, view_at
 from ._status import BAD_STATE, DRIFT, OK
 from .audit import AUDIT_TYPE, _log_event, _mix, _M1, _M2, _PRIME
 from .bandit import (
-    BANDIT_HEADER, BANDIT_HEADER_BYTES, BANDIT_HEADER_WORDS, BASE_ROWS, F8, MASK, N, S, _blocks, _header, open_bandit,
-    select, step, update,
+    BANDIT_HEADER, BANDIT_HEADER_BYTES, BANDIT_HEADER_WORDS, BASE_ROWS, F8, MASK, N, NOISE_SS, S, _blocks, _header,
+    open_bandit, select, step, update,
 )
 from .ring import RING_HEADER_TYPE, RING_TYPE, open_ring, ring_header_of
 
@@ -27,12 +27,13 @@ SEL_ARMS = 24  # the selector grew new arms (value = arms after, digest of the g
 @kernel(t.uint64(F8), inline=True)
 def bandit_digest(state):
     """A 64-bit digest of an opened selector state's header (counters, the arm out, the RNG words, the last flags),
-    every arm's plays and reward sum, the sliding window and the linear models, by their bits (the GLR histories and
-    the policies' caches follow from these). Allocates: nothing."""
+    every arm's plays and reward sum, the linear arms' residual sums of squares, the sliding window and the linear
+    models, by their bits (the GLR histories and the policies' caches follow from these). Allocates: nothing."""
     g = view_at(state.ctypes.data, 1, BANDIT_HEADER)[0]
     k = g["k"]
     head = view_at(state.ctypes.data, BANDIT_HEADER_WORDS, np.uint64)
     rows = view_at(state.ctypes.data + BANDIT_HEADER_BYTES + N * k * 8, (S + 1 - N) * k, np.uint64)
+    noise = view_at(state.ctypes.data + BANDIT_HEADER_BYTES + NOISE_SS * k * 8, k, np.uint64)
     blocks = _blocks(k, g["d"], g["window"], g["history"], g["n_cons"])
     vector = state.ctypes.data + BANDIT_HEADER_BYTES + (BASE_ROWS + 3 * g["n_metrics"]) * k * 8
     window = view_at(vector, blocks[1], np.uint64)
@@ -45,6 +46,8 @@ def bandit_digest(state):
         l3 = (l3 ^ head[i + 3]) * _PRIME
     for i in range(rows.shape[0]):
         l0 = (l0 ^ rows[i]) * _M1
+    for i in range(k):
+        l3 = (l3 ^ noise[i]) * _M2
     for i in range(window.shape[0]):
         l1 = (l1 ^ window[i]) * _M2
     for i in range(models.shape[0]):

@@ -102,7 +102,7 @@ def _log_free_accept(u, x2, z, v, d):
 # log acceptance ratio; that supremum is 1.78594 / (81 d) at d = 2/3 (Marsaglia and Tsang's 0.0331) and falls as d
 # grows (81 d times it: 1.24 at d = 2, 0.97 at 10, 0.84 at 100). So ``k = 1.79 / (81 d) = SQUEEZE c^2`` is valid for
 # every d >= 2/3 and about d times tighter than 0.0331: it fails 0.066 / d of draws, not about 10%
-# (tests/kernels/test_sampling.py checks the bound on a grid of d and x).
+# (tests/test_bandit.py checks the bound on a grid of d and x).
 SQUEEZE = 1.79 / 9.0
 
 _REGS = t.Tuple((t.float64, t.uint64, t.uint64, t.uint64, t.uint64))
@@ -125,9 +125,10 @@ def _xoshiro(s0, s1, s2, s3):
 
 @kernel(t.boolean(t.float64, t.float64, t.float64), inline=True)
 def gamma_constants_valid(shape, d, c):
-    """True when ``(d, c)`` are constants a positive ``shape`` could have: the squeeze loop then ends (a corrupted
-    state must not loop forever). Allocates: nothing."""
-    return (d > 0.0) & (c >= 0.0) & (shape > 0.0)
+    """True when ``(d, c)`` could be a positive ``shape``'s constants as far as the squeeze loop needs: c in [0, 0.41]
+    (every shape's c is at most 1 / sqrt(6)), so ``u < 1 - SQUEEZE (c x)^2 x^2`` accepts a draw with probability
+    near 0.9 whatever d is, and the loop ends (a corrupted state must not loop forever). Allocates: nothing."""
+    return (d > 0.0) & (c >= 0.0) & (c <= 0.41) & (shape > 0.0)
 
 
 @kernel(_REGS(t.uint64[:], t.uint64, t.uint64, t.uint64, t.uint64, t.float64, t.float64), inline=True)

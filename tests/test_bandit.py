@@ -18,6 +18,7 @@ from arqon.config import ConfigError
 from arqon.kernels import bandit as kb
 from arqon.kernels.bandit_math import klucb_index
 from arqon.kernels.rng import rng_seed
+from arqon.kernels.bandit_audit import bandit_digest
 from arqon.kernels.sampling import _log_free_accept, gamma_constants, sample_gamma, sample_normal
 from arqon.status import Status
 from tests.conftest import ROOT, run_in_fresh_process
@@ -564,3 +565,18 @@ def test_gamma_squeeze_accepts_only_where_the_exact_test_accepts():
         assert np.all(bound <= exact + 1e-15), d
     tight = 1.0 - 9.0 * (SQUEEZE * 0.995) * (2.0 / 3.0) * e ** 4
     assert np.any(tight > np.exp(-(2.0 / 3.0) * _phi(e)))  # 0.5% smaller would not be a bound
+
+
+def test_corrupted_gamma_constants_give_nan_at_once_and_the_digest_covers_the_noise_sums():
+    s = np.array([1, 2, 3, 4], np.uint64)
+    for d, c in ((1.0, math.inf), (1.0, 5.0), (math.nan, 0.1), (1.0, -0.1)):
+        assert math.isnan(sample_gamma(s, 2.0, d, c)), (d, c)  # refused, not an endless rejection loop
+    sel = arqon.Selector({"arms": 3, "policy": "linucb", "context": 2, "seed": 1})
+    x = np.array([0.3, -0.2])
+    arm = sel.select(context=x)
+    for r in (0.5, 0.1, 0.9, 0.4):
+        arm = sel.step(r, context=x)
+    state = sel.state.copy()
+    before = bandit_digest(state)
+    kb.bandit_matrix(state)[kb.NOISE_SS] *= 2.0
+    assert bandit_digest(state) != before

@@ -127,3 +127,18 @@ def test_a_tuner_only_log_can_record_its_proposals_by_name(tmp_path):
     assert not np.any(read_log(tmp_path / "q.arqlog").records["kind"] == audit_kernels.PROPOSAL)
     with pytest.raises(arqon.ConfigError, match="proposals must be True or False"):
         AuditLog(tmp_path / "r.arqlog", arqon.Tuner(config), proposals="yes")
+
+
+def test_proposals_are_recorded_for_steps_from_a_telemetry_window_too(tmp_path):
+    def run(path, proposals):
+        tel = arqon.Telemetry({"metrics": [{"name": "cost", "settle": 1}]})
+        tuner = arqon.Tuner({"params": [{"name": "x", "min": -5, "max": 5}], "seed": 3})
+        with AuditLog(path, tuner, proposals=proposals) as log:
+            x, windows = log.ask(), 0
+            while windows < 100:
+                tel.emit("cost", (x[0] - 1) ** 2 + 1)
+                windows += log.step_from(tel, "cost", "p90", min_samples=8) is not None
+        return read_trace(path).knobs
+
+    recorded, replayed = run(tmp_path / "p.arqlog", True), run(tmp_path / "q.arqlog", False)
+    assert len(np.unique(recorded)) > 50 and np.array_equal(recorded, replayed)
