@@ -267,6 +267,9 @@ class Selector:
         if isinstance(eligible, np.ndarray) and eligible.dtype == np.bool_:
             mask = eligible
         else:
+            if isinstance(eligible, (str, bytes, dict)) or not hasattr(eligible, "__iter__"):
+                raise TypeError(f"eligible: a mask of {k} booleans or a collection of arms (indices or names), got "
+                                f"{type(eligible).__name__}")
             items = list(eligible)
             if items and all(isinstance(e, (bool, np.bool_)) for e in items):
                 mask = np.array(items, dtype=np.bool_)  # its length is checked below
