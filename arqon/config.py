@@ -82,7 +82,8 @@ class Spsa(_Struct):
     c: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05  # perturbation size (an adaptive one's start and ceiling)
     perturbation: Literal["fixed", "adaptive"] = "fixed"  # fixed: c (decaying with gamma under decaying gains);
     # adaptive: sized each pair from the measured noise and curvature, never past c (for tracking, with constant gains)
-    stability: Annotated[float, Meta(ge=0.0, le=FLOAT_MAX)] | None = None  # Spall's A; None: 10% of the updates the budget allows
+    # Spall's A; None: 10% of the updates the budget allows
+    stability: Annotated[float, Meta(ge=0.0, le=FLOAT_MAX)] | None = None
     alpha: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.602
     gamma: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.101
     initial_step: Fraction = 0.05  # automatic `a`: length of the first moves

@@ -548,7 +548,8 @@ def _phi(e):
     """3e - 3e^2/2 + e^3 - 3 ln(1 + e): minus Marsaglia and Tsang's log acceptance ratio over d, at c x = e (its
     series 3 sum_{n >= 4} (-e)^n / n near 0, where the direct form cancels)."""
     series = sum(3.0 * (-e) ** n / n for n in range(4, 40))
-    return np.where(np.abs(e) < 0.1, series, 3.0 * e - 1.5 * e * e + e ** 3 - 3.0 * np.log1p(np.maximum(e, -1.0 + 1e-300)))
+    direct = 3.0 * e - 1.5 * e * e + e ** 3 - 3.0 * np.log1p(np.maximum(e, -1.0 + 1e-300))
+    return np.where(np.abs(e) < 0.1, series, direct)
 
 
 def test_gamma_squeeze_accepts_only_where_the_exact_test_accepts():
