@@ -213,9 +213,7 @@ class AuditLog:
         """``tuner.ask()``, audited. Returns the proposal view."""
         now = self._next(step)
         _ASK(self._tuner().state, self._ring, now)
-        if self._proposals:
-            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
-        return self.tuner._x
+        return self._proposed(now)
 
     def tell(self, value: float, step: int | None = None) -> int:
         """``tuner.tell(value)``, audited. Returns the status flags (an int; ``arqon.Status`` names them)."""
@@ -225,9 +223,7 @@ class AuditLog:
         """``tuner.step(value)``, audited. Returns the next proposal view."""
         now = self._next(step)
         _STEP(self._tuner().state, self._ring, value + 0.0, now)
-        if self._proposals:
-            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
-        return self.tuner._x
+        return self._proposed(now)
 
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
@@ -235,11 +231,14 @@ class AuditLog:
         now = telemetry.next_step
         status = _TUNE_FROM_WINDOW(self._tuner().state, telemetry.state, telemetry.ring.state, self._ring,
                                    *window_args(telemetry, metric, stat, min_samples), now)
-        if status & _WAITING:
-            return None
+        return None if status & _WAITING else self._proposed(now)
+
+    def _proposed(self, now: int) -> np.ndarray:
+        """The tuner's proposal view, recorded at step ``now`` first when the log records proposals."""
+        x = self.tuner._x
         if self._proposals:
-            _VALUES(self._ring, audit_kernels.PROPOSAL, now, self.tuner._x, len(self.tuner._x))
-        return self.tuner._x
+            _VALUES(self._ring, audit_kernels.PROPOSAL, now, x, len(x))
+        return x
 
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""

@@ -26,10 +26,10 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-# \Z, not $: `$` also matches before a final newline, which would admit "x\n"
 # The largest float: an upper bound that refuses only inf, for settings with no natural one
 FLOAT_MAX = 1.7976931348623157e308
 Positive = Annotated[float, Meta(gt=0.0, le=FLOAT_MAX)]
+# \Z, not $: `$` also matches before a final newline, which would admit "x\n"
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")]
 Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
 

@@ -23,12 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 import numba
 import numpy as np
-from msgspec import Meta
 
 from arqon.config import ConfigError, Positive, _Struct, decode
 from arqon.kernels import guard, ring, rng_next, rng_rademacher, stats, step

@@ -26,11 +26,11 @@ def private_folder(path) -> Path:
     return path
 
 
-def open_private(path, mode: str = "w", flags: int = os.O_TRUNC):
-    """``path`` opened for writing (``mode`` "w" or "wb"), created 0600, never through a symbolic link (ConfigError
-    naming the path). ``flags`` adds to O_WRONLY | O_CREAT | O_NOFOLLOW: O_TRUNC by default."""
+def open_private(path, mode: str = "w"):
+    """``path`` opened for writing from its start (``mode`` "w" or "wb"), created 0600, never through a symbolic link
+    (ConfigError naming the path)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | flags, FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ConfigError(f"{path}: a symbolic link; arqon does not write through one") from None

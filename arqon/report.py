@@ -85,8 +85,8 @@ def read_trace(path) -> Trace:
     live = records[kinds == k.LIVE].copy()
     leading = np.flatnonzero((kinds != k.LIVE) | (records["step"] != -1))
     initial = leading[0] if len(leading) else len(records)  # the log opens with the snapshot live at creation
-    before = max(int(at[0]), np.iinfo(np.int64).min + 1) - 1  # the snapshot live when the log began, logged at step
-    live["step"][:initial] = np.minimum(live["step"][:initial], before)  # -1: in force from the first step on
+    ahead = max(int(at[0]), np.iinfo(np.int64).min + 1) - 1  # the snapshot live when the log began, logged at step
+    live["step"][:initial] = np.minimum(live["step"][:initial], ahead)  # -1: in force from the first step on
     proposed = records[kinds == k.PROPOSAL]
     knobs_are = "live" if len(live) else "proposed"
     if len(live) or config is None:
@@ -118,10 +118,9 @@ def read_trace(path) -> Trace:
     observe = records[kinds == k.OBSERVE]
     flags = observe["status"].astype(np.int64)
     told = np.full(steps, np.nan)
-    tells = told_records
-    i = np.minimum(np.searchsorted(at, tells["step"]), steps - 1)
-    measured = at[i] == tells["step"]
-    told[i[measured]] = tells["value"][measured]
+    i = np.minimum(np.searchsorted(at, told_records["step"]), steps - 1)
+    exact = at[i] == told_records["step"]
+    told[i[exact]] = told_records["value"][exact]
     params = config.params if config is not None else []
     return Trace(str(path), tuple(p.name for p in params), np.array([[p.min, p.max] for p in params]).reshape(-1, 2),
                  tuple(p.scale == "log" for p in params), knobs, knobs_are, metrics, slos,
