@@ -8,6 +8,7 @@ import os
 import sys
 
 from arqon import catalog_cli
+from arqon.discovery import cli as discovery_cli
 from arqon.config import ConfigError
 
 
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "in Numba's cache before a live loop needs it. Run it in the image or at deploy "
                                     "time; the first call in production then costs a cache load, not a compile.")
     catalog_cli.add_parser(commands)
+    discovery_cli.add_parser(commands)
     return parser
 
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             return _warmup()
         if args.command == "catalog":
             return catalog_cli.run(args)
+        if args.command == "discover":
+            return discovery_cli.run(args)
     except (ConfigError, FileNotFoundError, ValueError) as e:  # LogCorrupt and LogIncompatible are ValueErrors
         print(f"arqon {args.command}: {e}", file=sys.stderr)
         return 2

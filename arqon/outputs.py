@@ -26,13 +26,19 @@ def private_folder(path) -> Path:
     return path
 
 
-def open_private(path, mode: str = "w"):
-    """``path`` opened for writing from its start (``mode`` "w" or "wb"), created 0600, never through a symbolic link
-    (ConfigError naming the path)."""
+def private_fd(path, flags: int) -> int:
+    """``os.open(path, flags)`` with the file created 0600 and never through a symbolic link (ConfigError naming the
+    path); ``flags`` say how it is opened (e.g. ``os.O_RDWR | os.O_CREAT``)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ConfigError(f"{path}: a symbolic link; arqon does not write through one") from None
         raise
+
+
+def open_private(path, mode: str = "w"):
+    """``path`` opened for writing from its start (``mode`` "w" or "wb"), created 0600, never through a symbolic link
+    (ConfigError naming the path)."""
+    fd = private_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     return os.fdopen(fd, mode, newline="") if "b" not in mode else os.fdopen(fd, mode)

@@ -1,0 +1,137 @@
+"""Gate 6 and promotion: the candidates that passed gates 1-5 enter the spec's catalog as ``candidate`` (with an
+``approval`` section: ``approved``, then the catalog signed by the spec's keys and verified k-of-n).
+
+A promoted variant's payload is ``ID.vVERSION.json`` beside the catalog: its knobs and the evidence records of gates
+1-5, so the catalog's signature (over the payload's sha256) covers the evidence: an edited evidence file, like an
+edited signature, makes the loader refuse the catalog. Idempotent: a variant already in the catalog with the same
+payload is not added again, so a resumed run promotes nothing twice. A finished run's promotions come from its
+journal and the catalog is not touched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import attrs
+
+from arqon import catalog as cat
+from arqon.discovery.gates import record
+from arqon.outputs import open_private, private_folder
+
+
+def _figures(c) -> dict:
+    """The headline figures for the catalog's evidence record (finite numbers by name)."""
+    out = {"objective": c.objective}
+    for r in c.evidence:
+        if r["gate"] in ("regression", "robustness") and r["verdict"] == "pass":
+            for scenario, f in r["figures"].items():
+                out[f"p_{scenario}"] = f["p"]
+                out[f"median_{scenario}"] = f["candidate_median"]
+                out[f"baseline_{scenario}"] = f["baseline_median"]
+    return {k: v for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+def payload_bytes(spec, spec_digest: str, c) -> bytes:
+    """The payload of a promoted variant: knobs, objective, spec digest and gates 1-5's evidence (canonical JSON)."""
+    return cat.canonical({"knobs": c.variant, "objective": spec.objective, "spec": spec_digest,
+                          "evidence": c.evidence}) + b"\n"
+
+
+def write_evidence(out: Path, candidates: list) -> None:
+    """``out/evidence/RANK-VARIANT.json``: each gated candidate's knobs and every evidence record, for people."""
+    from arqon.discovery.run import variant_id
+
+    folder = private_folder(out / "evidence")
+    for c in candidates:
+        with open_private(folder / f"{c.rank + 1:02d}-{variant_id(c.variant)}.json") as f:
+            json.dump({"rank": c.rank + 1, "knobs": c.variant, "objective": c.objective, "promoted": c.promoted,
+                       "evidence": c.evidence}, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+def promote_passing(spec, folder: Path, out: Path, spec_digest: str, candidates: list, journal) -> list:
+    """Gate 6 for every candidate (``skipped`` for those that failed an earlier gate) and the promotions; returns the
+    candidates with their approval record and ``promoted``."""
+    journaled = {f["rank"]: f for f in journal.frames if f.get("t") == "promoted"}
+    if journal.frames[-1].get("t") == "done":
+        done = [attrs.evolve(c, evidence=[*c.evidence, journaled[c.rank]["record"]],
+                             promoted=journaled[c.rank]["promoted"]) for c in candidates]
+        return done
+    outcome = {}
+    for c in candidates:
+        if c.failed_gate:
+            outcome[c.rank] = (record("approval", "skipped", f"failed the {c.failed_gate} gate"), "")
+        elif spec.promote is None:
+            outcome[c.rank] = (record("approval", "skipped", "no `promote` section: no catalog written"), "")
+    passing = [c for c in candidates if c.rank not in outcome]
+    if passing:
+        outcome.update(_promote(spec, folder, spec_digest, passing))
+    done = []
+    for c in candidates:
+        approval, promoted = outcome[c.rank]
+        journal.append({"t": "promoted", "rank": c.rank, "record": approval, "promoted": promoted})
+        done.append(attrs.evolve(c, evidence=[*c.evidence, approval], promoted=promoted))
+    journal.sync()
+    write_evidence(out, done)
+    return done
+
+
+def _promote(spec, folder: Path, spec_digest: str, passing: list) -> dict:
+    from arqon.discovery.run import variant_id
+
+    p = spec.promote
+    path = folder / p.catalog
+    if not path.exists():
+        cat.init_catalog(path, spec.name)
+    added = {}
+    for c in passing:
+        data = payload_bytes(spec, spec_digest, c)
+        sha = hashlib.sha256(data).hexdigest()
+        vid = f"{p.prefix or spec.name}-{variant_id(c.variant)}"
+        variants = cat.read_catalog(path).signed.variants
+        same = [v for v in variants if v.id == vid and v.payload.sha256 == sha]
+        if same:
+            version = same[-1].version
+        else:
+            version = max([v.version for v in variants if v.id == vid], default=0) + 1
+            payload = path.parent / f"{vid}.v{version}.json"
+            cat._write_atomically(payload, data)
+            knobs = {k.name: [c.variant[k.name]] * 2 for k in spec.knobs if k.choices is None}
+            cat.add_variant(path, vid, version, payload, {"kind": p.kind, "scopes": list(p.scopes),
+                                                          "envelope": {"knobs": knobs}})
+        added[c.rank] = (vid, version)
+    a = spec.gates.approval
+    if a is None:
+        return {rank: (record("approval", "skipped", "no `gates.approval` declared: entered as a candidate"),
+                       f"{vid}@{version}") for rank, (vid, version) in added.items()}
+    for c in passing:
+        vid, version = added[c.rank]
+        v = next(v for v in cat.read_catalog(path).signed.variants if (v.id, v.version) == (vid, version))
+        if v.lifecycle == "candidate":
+            try:
+                cat.promote(path, vid, "approved", by=f"arqon discover {spec.name}", figures=_figures(c),
+                            note="gates 1-5 passed; their evidence is in the payload", version=version)
+            except cat.CatalogRefused as e:
+                added[c.rank] = (vid, version, str(e))
+    for key in a.keys:
+        cat.sign_catalog(path, folder / key)
+    inputs = {"catalog": p.catalog, "keys": len(a.keys), "trust": len(a.trust), "threshold": a.threshold}
+    try:
+        loaded = cat.load_catalog(path, [folder / t for t in a.trust], threshold=a.threshold, state=False)
+        verdict, why = "pass", f"approved and signed; verified with {len(loaded.signers)} of {a.threshold} " \
+                               "required signatures"
+    except cat.CatalogRefused as e:
+        verdict = "pending" if len(a.keys) < a.threshold else "fail"
+        why = (f"approved, signed by {len(a.keys)} of the {a.threshold} keys required; sign with `arqon catalog "
+               f"sign` ({e})" if verdict == "pending" else f"the signed catalog does not verify: {e}")
+    out = {}
+    for rank, entry in added.items():
+        if len(entry) == 3:
+            out[rank] = (record("approval", "fail", entry[2], {}, inputs), f"{entry[0]}@{entry[1]}")
+        else:
+            out[rank] = (record("approval", verdict, why, {"threshold": a.threshold}, inputs),
+                         f"{entry[0]}@{entry[1]}")
+    return out
