@@ -55,26 +55,25 @@ def write_evidence(out: Path, candidates: list) -> None:
 def promote_passing(spec, folder: Path, out: Path, spec_digest: str, candidates: list, journal) -> list:
     """Gate 6 for every candidate (``skipped`` for those that failed an earlier gate) and the promotions; returns the
     candidates with their approval record and ``promoted``."""
-    journaled = {f["rank"]: f for f in journal.frames if f.get("t") == "promoted"}
-    if journal.frames[-1].get("t") == "done":
-        done = [attrs.evolve(c, evidence=[*c.evidence, journaled[c.rank]["record"]],
-                             promoted=journaled[c.rank]["promoted"]) for c in candidates]
-        return done
-    outcome = {}
-    for c in candidates:
-        if c.failed_gate:
-            outcome[c.rank] = (record("approval", "skipped", f"failed the {c.failed_gate} gate"), "")
-        elif spec.promote is None:
-            outcome[c.rank] = (record("approval", "skipped", "no `promote` section: no catalog written"), "")
-    passing = [c for c in candidates if c.rank not in outcome]
-    if passing:
-        outcome.update(_promote(spec, folder, spec_digest, passing))
-    done = []
-    for c in candidates:
-        approval, promoted = outcome[c.rank]
-        journal.append({"t": "promoted", "rank": c.rank, "record": approval, "promoted": promoted})
-        done.append(attrs.evolve(c, evidence=[*c.evidence, approval], promoted=promoted))
-    journal.sync()
+    journaled = {f["rank"]: (f["record"], f["promoted"]) for f in journal.frames if f.get("t") == "promoted"}
+    if len(journaled) < len(candidates):  # not every promotion was journaled: redo them (the catalog's steps are
+        outcome = {}                      # idempotent), journaling the ones missing, in rank order
+        for c in candidates:
+            if c.failed_gate:
+                outcome[c.rank] = (record("approval", "skipped", f"failed the {c.failed_gate} gate"), "")
+            elif spec.promote is None:
+                outcome[c.rank] = (record("approval", "skipped", "no `promote` section: no catalog written"), "")
+        passing = [c for c in candidates if c.rank not in outcome]
+        if passing:
+            outcome.update(_promote(spec, folder, spec_digest, passing))
+        for c in candidates:
+            if c.rank not in journaled:
+                journal.append({"t": "promoted", "rank": c.rank, "record": outcome[c.rank][0],
+                                "promoted": outcome[c.rank][1]})
+                journaled[c.rank] = outcome[c.rank]
+        journal.sync()
+    done = [attrs.evolve(c, evidence=[*c.evidence, journaled[c.rank][0]], promoted=journaled[c.rank][1])
+            for c in candidates]
     write_evidence(out, done)
     return done
 

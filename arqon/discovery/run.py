@@ -141,18 +141,18 @@ def discover(source, out=None, workers: int = 1, scheduler: str | None = None, e
             return executor
         if scheduler is not None:
             made, client = engines.dask_executor(scheduler)
-            owned.append(client)
+            owned.append(client.close)  # the connection only: the cluster is the user's
             return made
         made = engines.local_executor(workers)
-        owned.append(made)
+        owned.append(made.shutdown)
         return made
 
     runner = _Runner(journal, make_executor, chunk, progress)
     try:
         outcome = _pipeline(spec, folder, out, digest, runner, journal, finished)
     finally:
-        for thing in owned:
-            (thing.shutdown if hasattr(thing, "shutdown") else thing.close)()
+        for close in owned:
+            close()
         journal.close()
     return outcome
 
