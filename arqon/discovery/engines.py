@@ -80,9 +80,20 @@ def run_chunk(tasks: list) -> list:
 
 
 def local_executor(workers: int) -> cf.Executor:
-    """``workers`` local processes, started by a fork server (no threads of this process are inherited)."""
+    """``workers`` local processes, started by a fork server (no threads of this process are inherited) now, in the
+    background, so that their start overlaps the caller's own setup."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["arqon.discovery.engines"])  # each worker forks with numpy imported
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
+
+
+def _ready() -> None:
+    """A worker's first task: importing this module (and what it imports) before the first evaluation arrives."""
 
 
 def dask_executor(address: str):

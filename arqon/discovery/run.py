@@ -149,6 +149,8 @@ def discover(source, out=None, workers: int = 1, scheduler: str | None = None, e
 
     runner = _Runner(journal, make_executor, chunk, progress)
     try:
+        if not finished:  # workers start while the search is set up
+            runner.executor = make_executor()
         outcome = _pipeline(spec, folder, out, digest, runner, journal, finished)
     finally:
         for close in owned:
