@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -47,38 +48,42 @@ SCHEDULE = [(600, "gpu", "short", "low"), (600, "gpu", "short", "high"), (600, "
 CONTEXTS = sorted({c[1:] for c in SCHEDULE})
 
 
-def parts(variant: str) -> tuple[str, str, str]:
+def knobs_of(variant: str) -> dict:
+    """The knobs of one of the twelve named variants: quantization, the share of layers run (``depth``: 0.65 for an
+    early exit) and the batch kernel's size."""
     q, depth, kernel = variant.split("-")
-    return q, depth, kernel
+    return {"quant": q, "depth": 0.65 if depth == "exit" else 1.0, "batch": 8 if kernel == "b8" else 1}
 
 
-def admissible(variant: str, hardware: str) -> bool:
+def admissible(knobs: dict, hardware: str) -> bool:
     """The envelope: the variant's weights fit the hardware class's memory."""
-    return QUANT[parts(variant)[0]][1] <= MEMORY_GIB[hardware]
+    return QUANT[knobs["quant"]][1] <= MEMORY_GIB[hardware]
 
 
-def expected(variant: str, hardware: str, request: str, load: str) -> dict:
-    """The model's service time, mean queueing delay and batch fill (ms) of ``variant`` in a context, its median
-    latency, its quality and its expected reward (what the regret figures are computed on)."""
-    q, depth, kernel = parts(variant)
-    batch = 8 if kernel == "b8" else 1
-    service = TOKENS[request] * PER_TOKEN_MS[hardware][q] * (0.65 if depth == "exit" else 1.0)
-    service = service * (0.55 if batch > 1 else 1.0) + (12.0 if batch > 1 else 5.0)
+def expected(knobs: dict, hardware: str, request: str, load: str) -> dict:
+    """The model's service time, mean queueing delay and batch fill (ms) of a variant (its knobs) in a context, its
+    median latency, its quality and its expected reward (what the regret figures are computed on). A batch of b
+    runs each request in 0.55^((b-1)/7) of its time, plus b + 4 ms; running a share ``depth`` of the layers costs
+    that share of the time and EXIT_LOSS x (1 - depth) / 0.35 of quality."""
+    q, depth, batch = knobs["quant"], knobs["depth"], knobs["batch"]
+    service = TOKENS[request] * PER_TOKEN_MS[hardware][q] * depth
+    service = service * 0.55 ** ((batch - 1) / 7) + (batch + 4.0)
     rate = LOAD[request, load]
     rho = rate * service / (1000.0 * SERVERS * batch)
     fill = min(20.0, 1000.0 * (batch - 1) / rate) if batch > 1 else 0.0
     wait = service * rho / (1.0 - rho) if rho < 0.95 else 1e4  # mean queueing delay (exponential)
     p50 = service + 0.5 * fill + wait * math.log(2.0)  # the medians' sum: close enough for a reward's latency term
-    quality = QUANT[q][0] - (EXIT_LOSS[request] if depth == "exit" else 0.0)
+    quality = QUANT[q][0] - EXIT_LOSS[request] * (1.0 - depth) / (1.0 - 0.65)
     return {"service": service, "fill": fill, "wait": wait, "p50": p50, "quality": quality,
             "reward": quality - LATENCY_WEIGHT * p50}
 
 
-def serve(variant: str, context: tuple, rng: np.random.Generator) -> dict:
-    """One step's window of SAMPLES requests: service x lognormal(0, 0.15) + uniform batch fill + exponential wait."""
-    e = expected(variant, *context)
-    latency = (e["service"] * rng.lognormal(0.0, 0.15, SAMPLES) + e["fill"] * rng.random(SAMPLES)
-               + rng.exponential(e["wait"], SAMPLES))
+def serve(knobs: dict, context: tuple, rng: np.random.Generator, samples: int = SAMPLES) -> dict:
+    """One step's window of ``samples`` requests: service x lognormal(0, 0.15) + uniform batch fill + exponential
+    wait."""
+    e = expected(knobs, *context)
+    latency = (e["service"] * rng.lognormal(0.0, 0.15, samples) + e["fill"] * rng.random(samples)
+               + rng.exponential(e["wait"], samples))
     p50, p99 = np.percentile(latency, [50.0, 99.0])
     quality = e["quality"] + rng.normal(0.0, 0.01)
     return {"p99": float(p99), "p50": float(p50), "quality": float(quality),
@@ -86,12 +91,16 @@ def serve(variant: str, context: tuple, rng: np.random.Generator) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def true_p99(variant: str, context: tuple) -> float:
-    """The 99th percentile of the variant's latency distribution in ``context``, from 400,000 draws (fixed seed)."""
-    e, rng = expected(variant, *context), np.random.default_rng(0)
+def _true_p99(quant: str, depth: float, batch: int, context: tuple) -> float:
+    e, rng = expected({"quant": quant, "depth": depth, "batch": batch}, *context), np.random.default_rng(0)
     n = 400_000
     latency = e["service"] * rng.lognormal(0.0, 0.15, n) + e["fill"] * rng.random(n) + rng.exponential(e["wait"], n)
     return float(np.percentile(latency, 99.0))
+
+
+def true_p99(knobs: dict, context: tuple) -> float:
+    """The 99th percentile of the variant's latency distribution in ``context``, from 400,000 draws (fixed seed)."""
+    return _true_p99(knobs["quant"], float(knobs["depth"]), int(knobs["batch"]), context)
 
 
 def build_catalog(folder: Path):
@@ -102,14 +111,15 @@ def build_catalog(folder: Path):
     path = folder / "inference.json"
     cat.init_catalog(path, "inference")
     for v in VARIANTS:
-        q = parts(v)[0]
-        (folder / f"{v}.json").write_text(f'{{"variant": "{v}"}}')
-        hardware = [h for h in MEMORY_GIB if admissible(v, h)]
+        knobs = knobs_of(v)
+        q = knobs["quant"]
+        (folder / f"{v}.json").write_text(json.dumps({"knobs": knobs}, sort_keys=True))
+        hardware = [h for h in MEMORY_GIB if admissible(knobs, h)]
         cat.add_variant(path, v, 1, folder / f"{v}.json",
                         {"kind": "quantization", "scopes": ["prod"],
                          "envelope": {"hardware": hardware, "memory_cap": int(QUANT[q][1] * 2**30)},
-                         "latency": {f"{h}/{r}/{lo}": round(expected(v, h, r, lo)["p50"], 1)
-                                     for h, r, lo in CONTEXTS if admissible(v, h)},
+                         "latency": {f"{h}/{r}/{lo}": round(expected(knobs, h, r, lo)["p50"], 1)
+                                     for h, r, lo in CONTEXTS if admissible(knobs, h)},
                          "quality": QUANT[q][0]})
         cat.promote(path, v, "approved", by="gate:offline-eval", figures={"quality": QUANT[q][0]})
     cat.sign_catalog(path, folder / "release")
@@ -145,8 +155,8 @@ def run(seed: int = 7, progress=None) -> dict:
     # the envelope as the signed catalog states it, checked every step
     envelopes = {v.id: v.envelope for v in catalog.variants}
     masks = {h: np.array([h in envelopes[v].hardware for v in ids]) for h in MEMORY_GIB}
-    table = {c: np.array([expected(v, *c)["reward"] for v in ids]) for c in CONTEXTS}
-    feasible = {c: masks[c[0]] & np.array([true_p99(v, c) <= SLO_MS for v in ids]) for c in CONTEXTS}
+    table = {c: np.array([expected(knobs_of(v), *c)["reward"] for v in ids]) for c in CONTEXTS}
+    feasible = {c: masks[c[0]] & np.array([true_p99(knobs_of(v), c) <= SLO_MS for v in ids]) for c in CONTEXTS}
     out = {k: np.zeros(STEPS, dtype) for k, dtype in (("live", np.int64), ("context", np.int64), ("p99", float),
                                                        ("reward", float), ("oracle", float), ("violations", np.int64),
                                                        ("breach", bool), ("rolled_back", bool),
@@ -165,7 +175,7 @@ def run(seed: int = 7, progress=None) -> dict:
         if context != last_context:  # the new context's selector proposes (its earlier arm out is replaced)
             executor.swap(selector.select(eligible=mask), t)
         live = int(executor.live[-1])  # the index itself: a live variant outside the envelope would be counted
-        window = serve(ids[live], context, rng)
+        window = serve(knobs_of(ids[live]), context, rng)
         flags = executor.observe({"p99": window["p99"]}, t)
         if selector.pending == live:  # on-policy: the selector learns only what its own arm measured
             arm = selector.step(window["reward"], eligible=mask, metrics=[window["p99"]])

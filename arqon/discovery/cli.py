@@ -91,6 +91,10 @@ def run(args) -> int:
         print("arqon discover: interrupted; the journal keeps every evaluation finished: --resume continues",
               file=sys.stderr)
         return 130
+    from arqon.discovery.report import write_report
+
+    page = write_report(outcome)
     print(summary(outcome))
+    print(f"report: {page}")
     print(f"digest {outcome.digest}")
     return 0
