@@ -31,7 +31,7 @@ SPEC = {
     "baseline": {"x": 0.0, "n": 2, "mode": "a"},
     "knobs": [{"name": "x", "min": -2.0, "max": 2.0}, {"name": "n", "min": 1, "max": 8, "integer": True},
               {"name": "mode", "choices": ["a", "b"]}],
-    "gates": {"top": 3, "seeds": 8, "check": "toy:check", "constraints": ["mem max <= 70", "latency p99 <= 200"],
+    "gates": {"top": 3, "most": 3, "seeds": 8, "check": "toy:check", "constraints": ["mem max <= 70", "latency p99 <= 200"],
               "scenarios": [{"name": "drift"}],
               "canary": {"steps": 40, "warmup": 10, "policy": {
                   "metrics": ["cost"], "slos": ["cost <= 3.0"],

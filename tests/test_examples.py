@@ -107,3 +107,32 @@ def test_catalog_example_runs_only_approved_variants_and_beats_the_worst(capsys)
     assert {variant for _, variant in out["live"]} <= set(out["ids"])
     assert len(out["live"]) == 240
     assert out["total"] < max(out["fixed"].values())
+
+
+def test_discovery_feeds_the_live_catalog_and_refuses_what_regresses_at_the_peak(tmp_path, capsys):
+    """Phase 3: the chat adapter wins the day's traffic and is refused by the robustness gate for the evening peak
+    (the model's expected rewards say it is worse than the baseline there); the promoted variants are approved in
+    the signed catalog's next version and go live after it is taken, never before."""
+    from arqon.demo import inference as inf
+
+    example = load_script(EXAMPLES / "discovery" / "run.py")
+    out = example.main(["--out", str(tmp_path / "run"), "--quiet", "--workers", "2"])
+    outcome, live, added = out["outcome"], out["live"], out["added"]
+    baseline = dict(outcome.spec.baseline)
+    refused = [c for c in outcome.candidates if c.failed_gate == "robustness"]
+    assert refused and all(c.variant["adapter"] == "chat" for c in refused)
+    better_by_day = [c for c in refused if next(r for r in c.evidence if r["gate"] == "regression")["verdict"] == "pass"]
+    assert better_by_day  # better than the baseline on the day's traffic ...
+    for c in refused:
+        peak = next(r for r in c.evidence if r["gate"] == "robustness")["figures"]["peak"]
+        assert peak["candidate_median"] < peak["baseline_median"]  # ... worse at the peak, as the model says:
+        context = ("gpu", "long", "high")
+        assert inf.expected(c.variant, *context)["reward"] < inf.expected(baseline, *context)["reward"]
+    promoted = [c for c in outcome.candidates if c.promoted]
+    assert promoted and all(c.evidence[-1]["verdict"] == "pass" for c in promoted)
+    assert set(added) == {c.promoted.split("@")[0] for c in promoted}
+    assert all(v.lifecycle == "approved" for v in out["catalog"].variants if v.id in added)
+    half = example.HALF
+    assert not set(added) & set(live.live[:half])
+    assert set(added) & set(live.live[half:])
+    assert "no restart" in capsys.readouterr().out

@@ -33,6 +33,8 @@ PER_TOKEN_MS = {"gpu": {"fp16": 0.20, "int8": 0.13, "int4": 0.10}, "cpu": {"fp16
 MEMORY_GIB = {"gpu": 24.0, "cpu": 12.0}
 TOKENS = {"short": 100, "long": 800}
 EXIT_LOSS = {"short": 0.01, "long": 0.05}  # early exit costs more quality on long prompts
+# a LoRA adapter tuned on chat: better answers to short prompts, off-topic on long documents (none of the twelve has one)
+ADAPTER = {"none": {"short": 0.0, "long": 0.0}, "chat": {"short": 0.02, "long": -0.08}}
 LOAD = {("short", "low"): 20.0, ("short", "high"): 140.0, ("long", "low"): 4.0, ("long", "high"): 22.0}  # req/s
 SERVERS = 4
 SLO_MS = 400.0
@@ -50,9 +52,10 @@ CONTEXTS = sorted({c[1:] for c in SCHEDULE})
 
 def knobs_of(variant: str) -> dict:
     """The knobs of one of the twelve named variants: quantization, the share of layers run (``depth``: 0.65 for an
-    early exit) and the batch kernel's size."""
+    early exit), the batch kernel's size and the adapter (none)."""
     q, depth, kernel = variant.split("-")
-    return {"quant": q, "depth": 0.65 if depth == "exit" else 1.0, "batch": 8 if kernel == "b8" else 1}
+    return {"quant": q, "depth": 0.65 if depth == "exit" else 1.0, "batch": 8 if kernel == "b8" else 1,
+            "adapter": "none"}
 
 
 def admissible(knobs: dict, hardware: str) -> bool:
@@ -64,7 +67,8 @@ def expected(knobs: dict, hardware: str, request: str, load: str) -> dict:
     """The model's service time, mean queueing delay and batch fill (ms) of a variant (its knobs) in a context, its
     median latency, its quality and its expected reward (what the regret figures are computed on). A batch of b
     runs each request in 0.55^((b-1)/7) of its time, plus b + 4 ms; running a share ``depth`` of the layers costs
-    that share of the time and EXIT_LOSS x (1 - depth) / 0.35 of quality."""
+    that share of the time and EXIT_LOSS x (1 - depth) / 0.35 of quality; an ``adapter`` (default none) changes the
+    quality by ADAPTER's amount for the request class."""
     q, depth, batch = knobs["quant"], knobs["depth"], knobs["batch"]
     service = TOKENS[request] * PER_TOKEN_MS[hardware][q] * depth
     service = service * 0.55 ** ((batch - 1) / 7) + (batch + 4.0)
@@ -73,7 +77,8 @@ def expected(knobs: dict, hardware: str, request: str, load: str) -> dict:
     fill = min(20.0, 1000.0 * (batch - 1) / rate) if batch > 1 else 0.0
     wait = service * rho / (1.0 - rho) if rho < 0.95 else 1e4  # mean queueing delay (exponential)
     p50 = service + 0.5 * fill + wait * math.log(2.0)  # the medians' sum: close enough for a reward's latency term
-    quality = QUANT[q][0] - EXIT_LOSS[request] * (1.0 - depth) / (1.0 - 0.65)
+    quality = QUANT[q][0] - EXIT_LOSS[request] * (1.0 - depth) / (1.0 - 0.65) + \
+        ADAPTER[knobs.get("adapter", "none")][request]
     return {"service": service, "fill": fill, "wait": wait, "p50": p50, "quality": quality,
             "reward": quality - LATENCY_WEIGHT * p50}
 
@@ -92,7 +97,8 @@ def serve(knobs: dict, context: tuple, rng: np.random.Generator, samples: int = 
 
 @functools.lru_cache(maxsize=None)
 def _true_p99(quant: str, depth: float, batch: int, context: tuple) -> float:
-    e, rng = expected({"quant": quant, "depth": depth, "batch": batch}, *context), np.random.default_rng(0)
+    e, rng = expected({"quant": quant, "depth": depth, "batch": batch}, *context), np.random.default_rng(0)  # the
+    # adapter changes quality only
     n = 400_000
     latency = e["service"] * rng.lognormal(0.0, 0.15, n) + e["fill"] * rng.random(n) + rng.exponential(e["wait"], n)
     return float(np.percentile(latency, 99.0))

@@ -78,59 +78,104 @@ def promote_passing(spec, folder: Path, out: Path, spec_digest: str, candidates:
     return done
 
 
-def _promote(spec, folder: Path, spec_digest: str, passing: list) -> dict:
+def _meta(spec, folder: Path, variant: dict) -> dict:
+    """The catalog fields of a promoted variant: the spec's, its numeric knobs as the envelope's, and what the
+    spec's ``describe`` adds."""
+    from arqon.discovery.engines import resolve
+
+    p = spec.promote
+    extra = {}
+    if p.describe is not None:
+        extra = resolve(p.describe, [str((folder / f).resolve()) for f in spec.path])(dict(variant))
+        if not isinstance(extra, dict):
+            raise TypeError(f"{p.describe} returned {type(extra).__name__}, not a dict of catalog fields")
+    envelope = {**extra.pop("envelope", {})}
+    envelope["knobs"] = {k.name: [variant[k.name]] * 2 for k in spec.knobs if k.choices is None}
+    return {"kind": p.kind, "scopes": list(p.scopes), **extra, "envelope": envelope}
+
+
+def _same_knobs(catalog: Path, variants, vid: str, knobs: dict) -> str | None:
+    """The key of a live variant of another id whose JSON payload (under 1 MiB) holds these ``knobs``, or None."""
+    for v in variants:
+        if v.lifecycle == "retired" or v.id == vid or v.payload.length > 1 << 20 or not v.payload.path.endswith(
+                ".json"):
+            continue
+        try:
+            held = json.loads((catalog.parent / v.payload.path).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(held, dict) and held.get("knobs") == knobs:
+            return v.key
+    return None
+
+
+def _enter(spec, folder: Path, path: Path, spec_digest: str, c) -> tuple[str, int]:
+    """Add ``c`` to the catalog as a candidate (unless it is there with the same payload): its (id, version)."""
     from arqon.discovery.run import variant_id
 
     p = spec.promote
+    data = payload_bytes(spec, spec_digest, c)
+    sha = hashlib.sha256(data).hexdigest()
+    vid = f"{p.prefix or spec.name}-{variant_id(c.variant)}"
+    variants = cat.read_catalog(path).signed.variants
+    same = [v for v in variants if v.id == vid and v.payload.sha256 == sha]
+    if same:
+        return vid, same[-1].version
+    twin = _same_knobs(path, variants, vid, c.variant)
+    if twin:
+        raise cat.CatalogRefused(f"not added: {twin} in the catalog has the same knobs")
+    version = max([v.version for v in variants if v.id == vid], default=0) + 1
+    payload = path.parent / f"{vid}.v{version}.json"
+    cat._write_atomically(payload, data)
+    try:
+        cat.add_variant(path, vid, version, payload, _meta(spec, folder, c.variant))
+    except (cat.CatalogRefused, TypeError, ValueError) as e:
+        payload.unlink()
+        raise cat.CatalogRefused(f"{vid}@{version} not added: {e}") from None
+    return vid, version
+
+
+def _promote(spec, folder: Path, spec_digest: str, passing: list) -> dict:
+    """Enter, approve and sign; {rank: (approval record, "id@version" or "")}."""
+    p, a = spec.promote, spec.gates.approval
     path = folder / p.catalog
     if not path.exists():
         cat.init_catalog(path, spec.name)
-    added = {}
+    inputs = {"catalog": p.catalog} if a is None else {"catalog": p.catalog, "keys": len(a.keys),
+                                                       "trust": len(a.trust), "threshold": a.threshold}
+    out, entered = {}, {}
     for c in passing:
-        data = payload_bytes(spec, spec_digest, c)
-        sha = hashlib.sha256(data).hexdigest()
-        vid = f"{p.prefix or spec.name}-{variant_id(c.variant)}"
-        variants = cat.read_catalog(path).signed.variants
-        same = [v for v in variants if v.id == vid and v.payload.sha256 == sha]
-        if same:
-            version = same[-1].version
-        else:
-            version = max([v.version for v in variants if v.id == vid], default=0) + 1
-            payload = path.parent / f"{vid}.v{version}.json"
-            cat._write_atomically(payload, data)
-            knobs = {k.name: [c.variant[k.name]] * 2 for k in spec.knobs if k.choices is None}
-            cat.add_variant(path, vid, version, payload, {"kind": p.kind, "scopes": list(p.scopes),
-                                                          "envelope": {"knobs": knobs}})
-        added[c.rank] = (vid, version)
-    a = spec.gates.approval
+        try:
+            entered[c.rank] = _enter(spec, folder, path, spec_digest, c)
+        except (cat.CatalogRefused, TypeError, ValueError) as e:
+            out[c.rank] = (record("approval", "fail", str(e), {}, inputs), "")
     if a is None:
-        return {rank: (record("approval", "skipped", "no `gates.approval` declared: entered as a candidate"),
-                       f"{vid}@{version}") for rank, (vid, version) in added.items()}
+        out.update({rank: (record("approval", "skipped", "no `gates.approval` declared: entered as a candidate", {},
+                                  inputs), f"{vid}@{version}") for rank, (vid, version) in entered.items()})
+        return out
+    approved = {}
     for c in passing:
-        vid, version = added[c.rank]
+        if c.rank not in entered:
+            continue
+        vid, version = entered[c.rank]
         v = next(v for v in cat.read_catalog(path).signed.variants if (v.id, v.version) == (vid, version))
-        if v.lifecycle == "candidate":
-            try:
+        try:
+            if v.lifecycle == "candidate":
                 cat.promote(path, vid, "approved", by=f"arqon discover {spec.name}", figures=_figures(c),
                             note="gates 1-5 passed; their evidence is in the payload", version=version)
-            except cat.CatalogRefused as e:
-                added[c.rank] = (vid, version, str(e))
+            approved[c.rank] = f"{vid}@{version}"
+        except cat.CatalogRefused as e:
+            out[c.rank] = (record("approval", "fail", str(e), {}, inputs), f"{vid}@{version}")
     for key in a.keys:
         cat.sign_catalog(path, folder / key)
-    inputs = {"catalog": p.catalog, "keys": len(a.keys), "trust": len(a.trust), "threshold": a.threshold}
     try:
         loaded = cat.load_catalog(path, [folder / t for t in a.trust], threshold=a.threshold, state=False)
-        verdict, why = "pass", f"approved and signed; verified with {len(loaded.signers)} of {a.threshold} " \
-                               "required signatures"
+        verdict, why = "pass", (f"approved and signed; verified with {len(loaded.signers)} of {a.threshold} "
+                                "required signatures")
     except cat.CatalogRefused as e:
         verdict = "pending" if len(a.keys) < a.threshold else "fail"
         why = (f"approved, signed by {len(a.keys)} of the {a.threshold} keys required; sign with `arqon catalog "
                f"sign` ({e})" if verdict == "pending" else f"the signed catalog does not verify: {e}")
-    out = {}
-    for rank, entry in added.items():
-        if len(entry) == 3:
-            out[rank] = (record("approval", "fail", entry[2], {}, inputs), f"{entry[0]}@{entry[1]}")
-        else:
-            out[rank] = (record("approval", verdict, why, {"threshold": a.threshold}, inputs),
-                         f"{entry[0]}@{entry[1]}")
+    out.update({rank: (record("approval", verdict, why, {"threshold": a.threshold}, inputs), promoted)
+                for rank, promoted in approved.items()})
     return out

@@ -189,33 +189,21 @@ def _pipeline(spec, folder, out, digest, runner: _Runner, journal: Journal, fini
     ranked = _ranked(spec, evaluations)
     seeds = [derive_seed(spec.seed, 1, j) for j in range(spec.gates.seeds)]
     scenarios = [nominal, *spec.gates.scenarios] + ([{"name": "staging"}] if spec.gates.canary else [])
-    tasks, where = [], {}
-    for who, variant in [("baseline", dict(spec.baseline))] + [(f"gate-{variant_id(v)}", v) for v, _ in ranked]:
-        for scenario in scenarios:
-            where[who, scenario["name"]] = len(tasks)
-            tasks += _tasks(spec, folders, who, variant, scenario, seeds)
-        if spec.gates.check and who != "baseline":
-            where[who, "check"] = len(tasks)
-            tasks += _tasks(spec, folders, who, variant, nominal, seeds, kind="check")
-    results = runner.run(tasks, "gates") if tasks else []
-    n = len(seeds)
-
-    def got(who, scenario):
-        start = where[who, scenario]
-        return [r if e is None else None for r, e in results[start:start + n]]
-
-    base = {s["name"]: got("baseline", s["name"]) for s in scenarios}
-    candidates = []
-    for rank, (variant, objective) in enumerate(ranked):
-        who = f"gate-{variant_id(variant)}"
-        mine = {s["name"]: got(who, s["name"]) for s in scenarios}
-        checks = results[where[who, "check"]:where[who, "check"] + n] if spec.gates.check else []
-        evidence = [gates.correctness(spec, checks), gates.constraints(spec, mine["nominal"]),
-                    gates.compared(spec, "robustness", {s["name"]: (mine[s["name"]], base[s["name"]])
-                                                        for s in spec.gates.scenarios}),
-                    gates.compared(spec, "regression", {"nominal": (mine["nominal"], base["nominal"])}),
-                    gates.canary(spec, mine.get("staging", []), base.get("staging", []))]
-        candidates.append(Candidate(rank=rank, variant=variant, objective=objective, evidence=evidence))
+    base = _results(spec, folders, runner, "baseline", dict(spec.baseline), scenarios, seeds)
+    candidates, passed = [], 0
+    while passed < spec.gates.top and len(candidates) < min(len(ranked), spec.gates.most):
+        batch = list(enumerate(ranked))[len(candidates):min(len(ranked), spec.gates.most, len(candidates) +
+                                                               spec.gates.top - passed)]
+        for (rank, (variant, objective)), mine in zip(batch, _results(
+                spec, folders, runner, [f"gate-{variant_id(v)}" for _, (v, _) in batch], [v for _, (v, _) in batch],
+                scenarios, seeds, checks=True), strict=True):
+            evidence = [gates.correctness(spec, mine.get("check", [])), gates.constraints(spec, mine["nominal"]),
+                        gates.compared(spec, "robustness", {s["name"]: (mine[s["name"]], base[s["name"]])
+                                                            for s in spec.gates.scenarios}),
+                        gates.compared(spec, "regression", {"nominal": (mine["nominal"], base["nominal"])}),
+                        gates.canary(spec, mine.get("staging", []), base.get("staging", []))]
+            candidates.append(Candidate(rank=rank, variant=variant, objective=objective, evidence=evidence))
+            passed += not candidates[-1].failed_gate
     from arqon.discovery.promotion import promote_passing
 
     candidates = promote_passing(spec, folder, out, digest, candidates, journal)
@@ -227,9 +215,37 @@ def _pipeline(spec, folder, out, digest, runner: _Runner, journal: Journal, fini
                    candidates=candidates, digest=run_digest, finished_before=finished, ran=runner.ran)
 
 
+def _results(spec: Spec, folders: list[str], runner: _Runner, who, variants, scenarios: list, seeds: list,
+             checks: bool = False):
+    """The gate evaluations of one variant (``who`` a label) or of several (``who`` a list, one task batch for all):
+    {scenario name (or "check"): [result or None, seed by seed]} for each."""
+    many = isinstance(who, list)
+    labels, variants = (who, variants) if many else ([who], [variants])
+    tasks, where = [], []
+    for label, variant in zip(labels, variants, strict=True):
+        where.append({})
+        for scenario in scenarios:
+            where[-1][scenario["name"]] = len(tasks)
+            tasks += _tasks(spec, folders, label, variant, scenario, seeds)
+        if checks and spec.gates.check:
+            where[-1]["check"] = len(tasks)
+            tasks += _tasks(spec, folders, label, variant, {"name": "nominal"}, seeds, kind="check")
+    results = runner.run(tasks, "gates")
+    n = len(seeds)
+
+    def cut(name: str, i: int) -> list:  # a check's (broken, error) pairs as they are; an evaluation's result or None
+        part = results[i:i + n]
+        return part if name == "check" else [r if e is None else None for r, e in part]
+
+    out = [{name: cut(name, i) for name, i in w.items()} for w in where]
+    return out if many else out[0]
+
+
 def _ranked(spec: Spec, evaluations: list) -> list[tuple[dict, float]]:
-    """The ``gates.top`` best distinct variants of the search other than the baseline, by their mean objective
-    over their search evaluations (a failed evaluation makes a variant ineligible), earliest first among equals."""
+    """The distinct variants of the search other than the baseline, in the order the gates see them: by their mean
+    objective over their search evaluations (a failed evaluation makes a variant ineligible; earliest first among
+    equals), the best of each combination of choice knobs first, so that near-copies of one design do not crowd
+    out the others."""
     sense = 1.0 if spec.direction == "minimize" else -1.0
     seen: dict[bytes, list] = {}
     for e in evaluations:
@@ -239,7 +255,15 @@ def _ranked(spec: Spec, evaluations: list) -> list[tuple[dict, float]]:
     scored = [(v, math.fsum(vals) / len(vals)) for key, (v, vals) in seen.items()
               if key != baseline and all(math.isfinite(x) for x in vals)]
     order = sorted(range(len(scored)), key=lambda i: (sense * scored[i][1], i))
-    return [scored[i] for i in order[:spec.gates.top]]
+    choices = [k.name for k in spec.knobs if k.choices is not None]
+    firsts, seen_designs = [], set()
+    for i in order:
+        design = msgspec.json.encode([scored[i][0][name] for name in choices])
+        if design not in seen_designs:
+            seen_designs.add(design)
+            firsts.append(i)
+    rest = [i for i in order if i not in set(firsts)]
+    return [scored[i] for i in firsts + rest]
 
 
 def _digest(spec_digest: str, evaluations: list, candidates: list) -> str:

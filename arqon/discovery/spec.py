@@ -120,7 +120,9 @@ class Gates(_Struct):
     """The promotion gates, in order: correctness (``check``), constraints, robustness (``scenarios``), regression
     against the baseline, staging canary (``canary``), signed approval (``approval``). Each gate evaluates the
     candidate and the baseline with the same ``seeds`` seeds (paired samples)."""
-    top: Annotated[int, Meta(ge=1, le=1000)] = 3  # the best distinct candidates of the search that go through the gates
+    top: Annotated[int, Meta(ge=1, le=1000)] = 3  # variants to promote at most: the search's best distinct candidates
+    # go through the gates in rank order, `top` at a time less those passed, until `top` pass or `most` were gated
+    most: Annotated[int, Meta(ge=1, le=10_000)] = 12
     seeds: Annotated[int, Meta(ge=5, le=10_000)] = 10  # paired evaluations per scenario (5 is the least a test can use)
     alpha: Annotated[float, Meta(gt=0.0, lt=0.5)] = 0.05  # the tests' significance level
     tolerance: Annotated[float, Meta(ge=0.0, le=FLOAT_MAX)] = 0.0  # worse than the baseline by this fraction is allowed
@@ -156,12 +158,15 @@ class Gates(_Struct):
 
 
 class Promote(_Struct):
-    """Where passing variants go: ``catalog`` (created if missing), with these catalog fields."""
+    """Where passing variants go: ``catalog`` (created if missing), with these catalog fields; ``describe``
+    (``module:function(variant)``, optional) returns more of them for each variant (``envelope``, ``latency``,
+    ``quality``: see ``arqon.catalog.VariantMeta``). The envelope's ``knobs`` are the variant's numeric knobs."""
     catalog: Annotated[str, Meta(min_length=1)]
     kind: Literal["quantization", "kernel", "early-exit", "adapter", "routing", "cache-policy", "custom"] = "custom"
     scopes: Annotated[list[Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_\-]*\Z", max_length=32)]],
                       Meta(min_length=1, max_length=16)] = msgspec.field(default_factory=lambda: ["staging"])
     prefix: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z", max_length=40)] | None = None
+    describe: Target | None = None
 
 
 class Spec(_Struct):
@@ -196,6 +201,8 @@ class Spec(_Struct):
                 raise ValueError(f"baseline.{name}: {problem}")
         if self.gates.approval is not None and self.promote is None:
             raise ValueError("gates.approval: signs a catalog; add a `promote` section naming it")
+        if self.gates.most < self.gates.top:
+            raise ValueError(f"gates.most ({self.gates.most}) must be at least gates.top ({self.gates.top})")
         if self.search.elite >= self.population:
             raise ValueError(f"search.elite ({self.search.elite}) must be less than population ({self.population})")
 
