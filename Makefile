@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo njit-demo sor test test-slow bench peers bandits contracts asv quickstart api-docs clean
+.PHONY: demo njit-demo sor discovery discovery-bench test test-slow bench peers bandits contracts asv quickstart api-docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ njit-demo: $(BIN)/.installed  ## a Numba simulation tuning its own controller ga
 
 sor: $(BIN)/.installed  ## an SOR Poisson solver tuning its relaxation factor inside @njit as its grid is refined
 	$(BIN)/python examples/sor_poisson.py
+
+discovery: $(BIN)/.installed  ## phase 3: offline discovery promotes into the live inference server's catalog; ./arqon-discovery
+	$(BIN)/python examples/discovery/run.py --out arqon-discovery
+
+discovery-bench: $(BIN)/.installed  ## arqon discover on 1 and 2 workers against a plain ProcessPoolExecutor loop
+	$(BIN)/python bench/discovery_scaling.py
 
 api-docs: $(BIN)/.installed  ## regenerate docs/api.md from the docstrings (a test fails while it is stale)
 	$(BIN)/python docs/make_api.py
@@ -50,4 +56,4 @@ asv: $(BIN)/.installed  ## one quick pass of the asv suite in this environment, 
 	$(BIN)/asv publish
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks arqon-demo
+	rm -rf $(VENV) .pytest_cache .benchmarks arqon-demo arqon-discovery

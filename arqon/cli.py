@@ -98,15 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("log", metavar="LOG")
     p.add_argument("--out", metavar="DIR", help="output folder (default: LOG's name + '-report')")
 
-    v = commands.add_parser("validate", help="check a tuner config, an executor policy or a telemetry config",
+    v = commands.add_parser("validate", help="check a tuner config, an executor policy, a telemetry config or a "
+                                             "discovery spec",
                             description="Decode CONFIG (JSON, TOML or YAML by extension) and check it the way arqon "
                                         "will at run time. Prints what it holds, or one line naming the field and "
                                         "the reason.",
                             epilog="Exit codes: 0 valid, 2 invalid or unreadable.")
     v.add_argument("config", metavar="CONFIG")
-    v.add_argument("--kind", choices=["auto", "tuner", "policy", "telemetry"], default="auto",
+    v.add_argument("--kind", choices=["auto", "tuner", "policy", "telemetry", "discovery"], default="auto",
                    help="what CONFIG is (default: guessed from its keys: params as a list = tuner, params as a table "
-                        "= policy, metrics as a list of tables = telemetry)")
+                        "= policy, metrics as a list of tables = telemetry, knobs and evaluate = discovery)")
 
     commands.add_parser("warmup", help="compile (or load from the cache) every kernel now, and say how long it took",
                         description="Call every Python entry point once on a small state, so that compiled code is "
@@ -190,10 +191,11 @@ def _validate(args) -> int:
         doc = decode(path, dict)
         params, metrics = doc.get("params"), doc.get("metrics")
         kind = "tuner" if isinstance(params, list) else "policy" if isinstance(params, dict) else \
-            "telemetry" if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) else None
+            "telemetry" if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) else \
+            "discovery" if "knobs" in doc and "evaluate" in doc else None
         if kind is None:
             raise ConfigError(f"{path}: cannot tell what this is (no `params` list or table, no `metrics` list of "
-                              "tables); pass --kind")
+                              "tables, no `knobs` and `evaluate`); pass --kind")
     if kind == "tuner":
         c = load_config(path)
         what = f"tuner config: {len(c.params)} parameter(s) ({', '.join(c.names)}), {c.direction}, seed {c.seed}, " \
@@ -202,6 +204,15 @@ def _validate(args) -> int:
         p = load_policy(path)
         what = f"executor policy: {len(p.params)} parameter(s) allowed, {len(p.metrics)} metric(s), " \
                f"{len(p.slos)} SLO(s), mode {p.mode}, canary {'on' if p.canary else 'off'}"
+    elif kind == "discovery":
+        from arqon.discovery.search import strategy_of
+        from arqon.discovery.spec import load_spec
+
+        d, _ = load_spec(path)
+        what = f"discovery spec: {len(d.knobs)} knob(s) ({', '.join(k.name for k in d.knobs)}), {strategy_of(d)} " \
+               f"search of {d.generations} generations of {d.population}, {d.direction} {d.objective}, " \
+               f"{len(d.gates.scenarios)} robustness scenario(s), promote into " \
+               f"{d.promote.catalog if d.promote else 'no catalog'}"
     else:
         t = load_telemetry_config(path)
         what = f"telemetry config: {len(t.metrics)} metric(s) ({', '.join(m.name for m in t.metrics)}), ring " \

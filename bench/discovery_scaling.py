@@ -34,7 +34,8 @@ def _plain(workers: int) -> float:
     start = time.perf_counter()
     context = multiprocessing.get_context("forkserver")
     with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        list(pool.map(busy.evaluate, [{"x": 0.1}] * EVALUATIONS, range(EVALUATIONS), [{"name": "nominal"}] * EVALUATIONS))
+        n = EVALUATIONS
+        list(pool.map(busy.evaluate, [{"x": 0.1}] * n, range(n), [{"name": "nominal"}] * n))
     return time.perf_counter() - start
 
 

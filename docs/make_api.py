@@ -33,6 +33,10 @@ SECTIONS = [
                        "init_catalog", "add_variant", "promote", "sign_catalog", "read_catalog", "load_figures",
                        "Variant", "Payload", "Envelope", "Evidence", "VariantMeta"],
      "The approved variant catalog: signed, versioned, lifecycle-governed (`arqon catalog` on the command line)."),
+    ("arqon.discovery", ["discover", "Outcome", "Candidate", "load_spec"],
+     "Offline discovery: search, six gates, promotion into a catalog (`arqon discover` on the command line)."),
+    ("arqon.discovery.spec", ["Spec", "Knob", "Search", "Gates", "Canary", "Approval", "Promote"],
+     "The discovery spec's sections, decoded from TOML, JSON or YAML."),
 ]
 
 

@@ -121,7 +121,8 @@ def test_discovery_feeds_the_live_catalog_and_refuses_what_regresses_at_the_peak
     baseline = dict(outcome.spec.baseline)
     refused = [c for c in outcome.candidates if c.failed_gate == "robustness"]
     assert refused and all(c.variant["adapter"] == "chat" for c in refused)
-    better_by_day = [c for c in refused if next(r for r in c.evidence if r["gate"] == "regression")["verdict"] == "pass"]
+    better_by_day = [c for c in refused
+                     if next(r for r in c.evidence if r["gate"] == "regression")["verdict"] == "pass"]
     assert better_by_day  # better than the baseline on the day's traffic ...
     for c in refused:
         peak = next(r for r in c.evidence if r["gate"] == "robustness")["figures"]["peak"]

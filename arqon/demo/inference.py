@@ -33,7 +33,7 @@ PER_TOKEN_MS = {"gpu": {"fp16": 0.20, "int8": 0.13, "int4": 0.10}, "cpu": {"fp16
 MEMORY_GIB = {"gpu": 24.0, "cpu": 12.0}
 TOKENS = {"short": 100, "long": 800}
 EXIT_LOSS = {"short": 0.01, "long": 0.05}  # early exit costs more quality on long prompts
-# a LoRA adapter tuned on chat: better answers to short prompts, off-topic on long documents (none of the twelve has one)
+# a LoRA adapter tuned on chat: better on short prompts, off-topic on long documents (none of the twelve has one)
 ADAPTER = {"none": {"short": 0.0, "long": 0.0}, "chat": {"short": 0.02, "long": -0.08}}
 LOAD = {("short", "low"): 20.0, ("short", "high"): 140.0, ("long", "low"): 4.0, ("long", "high"): 22.0}  # req/s
 SERVERS = 4

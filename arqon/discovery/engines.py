@@ -14,7 +14,10 @@ import concurrent.futures as cf
 import importlib
 import math
 import multiprocessing
+import os
+import select
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -86,10 +89,28 @@ def local_executor(workers: int) -> cf.Executor:
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["arqon.discovery.engines"])  # each worker forks with numpy imported
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
+                                  initargs=(os.getpid(),))
     for _ in range(workers):
         pool.submit(_ready)
     return pool
+
+
+def exit_with(parent: int) -> None:
+    """A worker's initializer: exit as soon as ``parent`` (the process that made the pool) ends, so that a kill -9
+    of ``arqon discover`` leaves no worker behind (a worker forked by the fork server is not the parent's child)."""
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): the pool's own shutdown is all there is
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="arqon-parent-watch", daemon=True).start()
 
 
 def _ready() -> None:

@@ -6,6 +6,7 @@ the reason. Paths in a spec file (the catalog, keys, the evaluation module's fol
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -14,13 +15,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from arqon.config import FLOAT_MAX, ConfigError, Name, Positive, _Struct, check_unique_names, decode
+from arqon.config import FLOAT_MAX, ConfigError, Name, _Struct, check_unique_names, decode
 from arqon.policy import Policy, load_policy
 
 Target = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*\Z", max_length=200)]
 Choice = Annotated[str, Meta(min_length=1, max_length=64)] | int | float | bool
 Scalar = str | int | float | bool
-STATS = ("mean", "median", "min", "max")
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s+(mean|median|min|max|p\d{1,2}(?:\.\d+)?)\s*(<=|>=)\s*"
                          r"([-+0-9.eE]+)\s*$")
 
@@ -135,8 +135,8 @@ class Gates(_Struct):
     def __post_init__(self):
         for i, text in enumerate(self.constraints):
             if not _CONSTRAINT.match(text):
-                raise ValueError(f"gates.constraints[{i}]: cannot read {text!r}: write `metric stat <= limit` with stat "
-                                 "mean, median, min, max or pNN (e.g. `us p99 <= 900`)")
+                raise ValueError(f"gates.constraints[{i}]: cannot read {text!r}: write `metric stat <= limit` with "
+                                 "stat mean, median, min, max or pNN (e.g. `us p99 <= 900`)")
         names = []
         for i, scenario in enumerate(self.scenarios):
             name = scenario.get("name")
@@ -182,7 +182,8 @@ class Spec(_Struct):
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     generations: Annotated[int, Meta(ge=1, le=100_000)] = 10
     population: Annotated[int, Meta(ge=4, le=100_000)] = 8
-    path: Annotated[list[str], Meta(max_length=16)] = msgspec.field(default_factory=lambda: ["."])  # folders (relative to the spec) to import `evaluate` from
+    # folders (relative to the spec) that `evaluate`, `check` and `describe` are imported from first
+    path: Annotated[list[str], Meta(max_length=16)] = msgspec.field(default_factory=lambda: ["."])
     search: Search = msgspec.field(default_factory=Search)
     gates: Gates = msgspec.field(default_factory=Gates)
     promote: Promote | None = None
@@ -218,9 +219,8 @@ def load_spec(source, format: str | None = None) -> tuple[Spec, Path]:
 
 def spec_digest(spec: Spec) -> str:
     """The sha256 of the spec's canonical JSON: what a journal is bound to."""
-    import hashlib
     return hashlib.sha256(msgspec.json.encode(spec, order="sorted")).hexdigest()
 
 
-__all__ = ["Approval", "Canary", "ConfigError", "Gates", "Knob", "Promote", "STATS", "Search", "Spec", "load_spec",
-           "spec_digest", "Positive"]
+__all__ = ["Approval", "Canary", "ConfigError", "Gates", "Knob", "Promote", "Search", "Spec", "load_spec",
+           "spec_digest"]
