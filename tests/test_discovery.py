@@ -174,8 +174,8 @@ def test_the_gates_refuse_what_breaks_an_invariant_or_regresses_under_drift(refe
         assert set(regression) == {"gate", "verdict", "reason", "figures", "inputs"}
         drift = next(r for r in c.evidence if r["gate"] == "robustness")
         # ... and the robustness verdict follows the drift scenario's truth: the target moves to 0.2
-        v = c.variant
-        truth_worse = (v["x"] - 0.2) ** 2 + 0.05 * (v["n"] - 5) ** 2 + 0.3 * (v["mode"] == "b") > 0.2 ** 2 + 0.05 * 9
+        k = c.variant
+        truth_worse = (k["x"] - 0.2) ** 2 + 0.05 * (k["n"] - 5) ** 2 + 0.3 * (k["mode"] == "b") > 0.2 ** 2 + 0.05 * 9
         assert (drift["verdict"] == "fail") == truth_worse
         if drift["verdict"] == "fail":
             f = drift["figures"]["drift"]
