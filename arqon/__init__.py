@@ -5,7 +5,7 @@ kernels for use inside ``@njit`` loops. The shell's names load on first use, so 
 (numpy and numba only).
 """
 
-import importlib
+from arqon._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,14 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arqon' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports("arqon", globals(), _EXPORTS)

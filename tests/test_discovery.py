@@ -445,3 +445,13 @@ discover({str(spec)!r}, workers=1)
     theirs = cat.read_catalog(tmp_path / "reference" / "variants.json").signed
     assert [(v.key, v.lifecycle, v.payload.sha256) for v in mine.variants] == \
         [(v.key, v.lifecycle, v.payload.sha256) for v in theirs.variants]
+
+
+def test_the_runtime_never_imports_discovery():
+    code = ("import sys, arqon\n"
+            "t = arqon.Tuner({'params': [{'name': 'x', 'min': 0, 'max': 1}]}); t.step(1.0)\n"
+            "arqon.Executor({'params': {'x': {}}}, t)\n"
+            "arqon.Selector({'arms': ['a', 'b']}).select()\n"
+            "print(sorted(m for m in sys.modules if m.startswith('arqon.discovery') or m == 'distributed'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -5,17 +5,11 @@ through the gates (correctness, constraints, robustness, regression, staging can
 those that pass into a catalog. The runtime never imports this package.
 """
 
-import importlib
+from arqon._lazy import lazy_exports
 
 _EXPORTS = {"Candidate": "arqon.discovery.run", "Outcome": "arqon.discovery.run", "discover": "arqon.discovery.run",
             "Spec": "arqon.discovery.spec", "load_spec": "arqon.discovery.spec"}
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):  # loaded on first use: `arqon --help` does not import the discovery machinery
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arqon.discovery' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports("arqon.discovery", globals(), _EXPORTS)
