@@ -62,7 +62,7 @@ KINDS = {audit_kernels.ASK: "ask", audit_kernels.TELL: "tell", audit_kernels.STE
          bandit_audit.SEL_UPDATE: "selector-update", bandit_audit.SEL_REWARD: "selector-reward",
          bandit_audit.SEL_CHOICE: "selector-choice", bandit_audit.SEL_ARMS: "selector-arms",
          audit_kernels.LIFECYCLE: "lifecycle", audit_kernels.VARIANTS: "variants",
-         audit_kernels.PROPOSAL: "proposal"}
+         audit_kernels.PROPOSAL: "proposal", audit_kernels.OFFERED: "offered"}
 LIFECYCLES = ("absent", "candidate", "approved", "retired")  # a LIFECYCLE record's status: FROM * 4 + TO
 RECORD = audit_kernels.AUDIT_RECORD
 _ASK = entry_point(audit_kernels.audited_ask)
@@ -249,6 +249,11 @@ class AuditLog:
         sequence in that order. ``Executor.observe`` calls this itself."""
         self._values[: len(self.metrics)] = ordered_metrics(values, self.metrics, "this log records")
         _VALUES(self._ring, audit_kernels.METRIC, int(now), self._values, len(self.metrics))
+
+    def record_offered(self, values, now: int) -> None:
+        """One OFFERED record per column of the vector an executor offers or proposes at step ``now`` (called by the
+        executor itself, before the decision): what replay re-runs the decision with."""
+        _VALUES(self._ring, audit_kernels.OFFERED, int(now), values, len(values))
 
     def record_live(self, values, now: int) -> None:
         """One LIVE record per parameter: the values (in ``tuner.names`` order) the system runs with from the step
@@ -561,7 +566,7 @@ class Names:
     variants: tuple[str, ...] | None
     variant_column: int | None
     builds: dict  # a LIFECYCLE record's digest -> the build's id@version
-    params: tuple[str, ...] = ()  # the parameters LIVE and PROPOSAL records index (the executor's, else the tuner's)
+    params: tuple[str, ...] = ()  # what LIVE, OFFERED and PROPOSAL records index (the executor's, else the tuner's)
     metrics: tuple[str, ...] = ()  # the metrics METRIC records index
     selector_metrics: tuple[str, ...] = ()  # the metrics SEL_METRIC records index
 
@@ -678,26 +683,93 @@ class Replay:
     divergence: dict | None  # the first record that differs: index, step, kind, logged and replayed digests
     gap: dict | None  # the first record after refused ones (lost > 0): replay cannot go past it
     missing: tuple[str, ...] = ()  # what the log lacks to be the whole run (``Log.missing``): identical so far only
+    # per component the log records ("tuner", "selector", "executor"): (decisions re-run identical, decisions logged)
+    components: dict = attrs.field(factory=dict)
 
     @property
     def identical(self) -> bool:
         return self.verified == self.events
 
 
-def replay(path) -> Replay:
-    """Rebuild the tuner and the selector the log records from its configs and seeds, re-run every logged event, and
-    check that each decision (status and state digest; a selector's arm too) is bit-identical to the logged one.
-    Raises ``LogIncompatible`` for a log written under another state layout (each record's digest covers the state,
-    so none could match)."""
-    return replay_log(read_log(path))
+def replay(path, policy=None) -> Replay:
+    """Rebuild the tuner, the selector and the executor the log records from its configs, seeds and policy, re-run
+    every logged event with its logged inputs, and check that each decision (status and state digest; a selector's
+    arm too) is bit-identical to the logged one. ``policy`` (an executor policy source, see ``load_policy``) replays
+    the executor under another policy: the first decision it changes is the divergence. Raises ``LogIncompatible``
+    for a log written under another state layout (each record's digest covers the state, so none could match)."""
+    return replay_log(read_log(path), policy)
 
 
-def replay_log(log: Log) -> Replay:
+_DECISIONS = {"tuner": (audit_kernels.ASK, audit_kernels.TELL, audit_kernels.STEP),
+              "selector": (bandit_audit.SEL_UPDATE, bandit_audit.SEL_REWARD, bandit_audit.SEL_CHOICE,
+                           bandit_audit.SEL_ARMS),
+              "executor": (audit_kernels.OFFER, audit_kernels.PROPOSE, audit_kernels.APPLY, audit_kernels.OBSERVE,
+                           audit_kernels.SNAPBACK, audit_kernels.KILL, audit_kernels.RESUME, audit_kernels.VARIANTS)}
+_GUARD_REPLAY = entry_point(audit_kernels.guard_replay)
+_GUARD_DIGEST = entry_point(audit_kernels.guard_record_digest)
+
+
+def _rebuilt_executor(log: Log, policy):
+    """The executor the log's first header describes, under ``policy`` (or the logged one), fresh."""
+    from arqon.catalog import in_memory
+    from arqon.executor import Executor
+    from arqon.policy import load_policy
+
+    header = log.header
+    tuner = arqon.Tuner(load_config(header["config"])) if header.get("config") is not None else None
+    catalog = header.get("catalog")
+    source = policy if policy is not None else header["policy"]
+    return Executor(load_policy(source), tuner,
+                    None if catalog is None else in_memory(catalog["name"], catalog["variants"], catalog["scope"]))
+
+
+def _replay_executor(log: Log, policy) -> tuple[int, np.ndarray]:
+    """Re-run the executor's decisions: the index of the first record not verified (len(records) when all were) and
+    the replayed executor state."""
+    from arqon.executor import _SET_VARIANTS
+    from arqon.kernels import guard as g
+
+    records, n = log.records, len(log.records)
+    executor = _rebuilt_executor(log, policy)
+    state = executor.state
+    offered = np.zeros(len(executor.names))
+    metrics = np.full(g.guard_matrix(state).shape[1], np.nan)
+    i = 0
+    while True:
+        i = _GUARD_REPLAY(state, records, i, n, offered, metrics)
+        if i >= n or records[i]["kind"] != audit_kernels.VARIANTS or records[i]["lost"] != 0:
+            return i, state
+        r = records[i]
+        if not (r["step"] == -1 and r["status"] == 0):  # the catalog in force at the start changes nothing
+            after = i + 1  # the segment naming the new approved set starts after the decision's LIVE records
+            while after < n and records[after]["kind"] == audit_kernels.LIVE:
+                after += 1
+            if after not in log.starts:
+                return (n if after == n else i), state  # a log cut there (a crash before that segment): as far
+                # as it goes, identical; the log is incomplete, which replay reports
+            catalog = log.header_at(after).get("catalog") or {}
+            variants, allowed = catalog.get("variants", []), set(catalog.get("allowed", []))
+            slots = int(g.guard_header(state)["slots"])
+            if not allowed or len(variants) > slots:
+                return i, state
+            mask = np.array([float(k < len(variants) and variants[k] in allowed) for k in range(slots)])
+            known_good = executor.policy.variant.known_good
+            fallback = variants.index(known_good if known_good in allowed else
+                                      next(v for v in variants if v in allowed))
+            if _SET_VARIANTS(state, mask, fallback, int(r["step"])) != r["status"]:
+                return i, state
+        if _GUARD_DIGEST(state) != r["digest"]:
+            return i, state
+        i += 1
+
+
+def replay_log(log: Log, policy=None) -> Replay:
     """``replay`` of a log already read (``read_log``): its records are re-run as they are."""
     path = log.segments[0] if log.segments else "log"
     records = log.records
     n = len(records)
     verified, state = n, None
+    stops = {}
 
     def incompatible(layout, here):
         written = f"state layout {layout}" if layout else "an older state layout (not recorded in the log)"
@@ -710,7 +782,7 @@ def replay_log(log: Log) -> Replay:
         layout, here = log.header.get("state_layout"), state_layout(tuner.state)
         if layout != here:
             raise incompatible(layout, here)
-        verified = audit_kernels.audit_replay(tuner.state, records, n)
+        verified = stops["tuner"] = audit_kernels.audit_replay(tuner.state, records, n)
         state, digest = tuner.state, audit_kernels.state_digest
     if log.header.get("selector") is not None:
         from arqon.selector import Selector
@@ -735,8 +807,17 @@ def replay_log(log: Log) -> Replay:
             if bandit_audit.bandit_digest(grown.state) != records[checked]["digest"]:
                 break
             checked += 1 + bandit_audit.selector_replay(selector.state, records[checked + 1:], n - checked - 1)
+        stops["selector"] = checked
         if checked < verified:
             verified, state, digest = checked, selector.state, bandit_audit.bandit_digest
+    if log.header.get("policy") is not None:
+        checked, guard_state = _replay_executor(log, policy)
+        stops["executor"] = checked
+        if checked < verified:
+            verified, state, digest = checked, guard_state, _GUARD_DIGEST
+    kinds = records["kind"]
+    components = {name: (int(np.isin(kinds[:stop], _DECISIONS[name]).sum()),
+                         int(np.isin(kinds, _DECISIONS[name]).sum())) for name, stop in stops.items()}
     divergence = gap = None
     if verified < n:
         r = records[verified]
@@ -746,7 +827,7 @@ def replay_log(log: Log) -> Replay:
         else:
             divergence = {**where, "logged_status": int(r["status"]), "logged_digest": f"{int(r['digest']):016x}",
                           "replayed_digest": f"{int(digest(state)):016x}"}
-    return Replay(n, int(verified), divergence, gap, log.missing)
+    return Replay(n, int(verified), divergence, gap, log.missing, components)
 
 
 _TUNER_KINDS = {audit_kernels.ASK, audit_kernels.TELL, audit_kernels.STEP, audit_kernels.REOPEN,
@@ -777,7 +858,7 @@ def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None
     arms = names.arms if names is not None else None
     variants = names.variants if names is not None else None
     indexed = {} if names is None else {audit_kernels.LIVE: names.params, audit_kernels.PROPOSAL: names.params,
-                                        audit_kernels.METRIC: names.metrics,
+                                        audit_kernels.OFFERED: names.params, audit_kernels.METRIC: names.metrics,
                                         bandit_audit.SEL_METRIC: names.selector_metrics}
     for i, r in enumerate(records.tolist(), start):
         _, step, value, digest, kind, status, lost = r
@@ -788,8 +869,8 @@ def record_dicts(records: np.ndarray, start: int = 0, names: Names | None = None
             row["name"] = labels[status] if 0 <= status < len(labels) else None
         if arms is not None and kind == bandit_audit.SEL_CHOICE and 0 <= value < len(arms):
             row["arm"] = arms[int(value)]
-        elif (variants is not None and kind == audit_kernels.LIVE and status == names.variant_column
-              and 0 <= value < len(variants)):
+        elif (variants is not None and kind in (audit_kernels.LIVE, audit_kernels.OFFERED)
+              and status == names.variant_column and 0 <= value < len(variants)):
             row["variant"] = variants[int(value)]
         elif kind == audit_kernels.LIFECYCLE and names is not None and 0 <= status < 16:
             row["variant"] = names.builds.get(digest, "?")

@@ -437,6 +437,17 @@ class Catalog:
         return self.path.parent / variant.payload.path
 
 
+def in_memory(name: str, ids, scope: str | None = None) -> Catalog:
+    """A catalog that approves ``ids`` (version 1 each, placeholder payloads) and exists only in memory: never
+    signed, never written. For simulations (discovery's staging canary) and for rebuilding an executor from an
+    audit log's header (replay)."""
+    built = tuple(msgspec.convert({"id": v, "version": 1, "lifecycle": "approved",
+                                   "payload": {"path": f"{v}.json", "sha256": "0" * 64, "length": 0}}, Variant)
+                  for v in ids)
+    return Catalog(path=None, name=name, version=1, digest="0" * 64, expires="", signers=(), scope=scope,
+                   variants=built, all=built)
+
+
 def _trusted(trust) -> dict[str, bytes]:
     keys = {}
     for t in trust:

@@ -47,14 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     r = commands.add_parser(
-        "replay", help="re-run a tuner from its audit log and check every decision is bit-identical",
-        description="Rebuild the tuner from the log's header (config and seed), re-run every logged ask/tell/step "
-                    "with the logged values, and compare each decision's status and state digest with the logged one. "
-                    "Prints the first divergence, or the first gap (records the audit ring refused), if any.",
+        "replay", help="re-run a tuner, selector and executor from their audit log and check every decision is "
+                       "bit-identical",
+        description="Rebuild the tuner, the selector and the executor from the log's header (configs, seeds, policy), "
+                    "re-run every logged decision with its logged inputs (the told values and rewards; the vectors "
+                    "offered to the executor, the metrics it observed, the operator's calls and their steps), and "
+                    "compare each decision's status and state digest with the logged one. Prints how many decisions of "
+                    "each component were re-run identical, and the first divergence or the first gap (records the "
+                    "audit ring refused), if any.",
         epilog="Exit codes: 0 every event identical and the log complete (closed, every segment present, no torn "
                "tail), 1 a divergence or a gap, 2 the log is missing or damaged, 3 every event read is identical but "
                "the log is incomplete (what is missing is printed on stderr).")
     r.add_argument("log", metavar="LOG", help="the audit log (its first segment; LOG.1, LOG.2 ... are read too)")
+    r.add_argument("--policy", metavar="FILE", help="replay the executor under this policy instead of the logged one: "
+                                                   "the first decision it changes is reported as the divergence")
 
     g = commands.add_parser("log", help="show, tail or export an audit log",
                             description="Read an audit log (checking every checksum and the hash chain) and print or "
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--repetitions must be >= 1, --samples >= 10 and --retries >= 0")
             return contracts.main(args)
         if args.command == "replay":
-            return _replay(args.log)
+            return _replay(args.log, args.policy)
         if args.command == "log":
             return _log(args)
         if args.command == "demo":
@@ -240,15 +246,16 @@ def _warmup() -> int:
     return 0
 
 
-def _replay(path) -> int:
+def _replay(path, policy=None) -> int:
     from arqon.audit import replay
 
-    result = replay(path)
+    result = replay(path, policy)
     for what in result.missing:
         print(f"arqon replay: {path}: {what}", file=sys.stderr)
+    per = "; ".join(f"{name} {done} of {total} decisions" for name, (done, total) in result.components.items())
     if result.identical:
         incomplete = ", but the log is incomplete" if result.missing else ""
-        print(f"{path}: {result.events} events replayed, every decision bit-identical{incomplete}")
+        print(f"{path}: {result.events} events replayed ({per}), every decision bit-identical{incomplete}")
         return 3 if result.missing else 0
     if result.gap:
         g = result.gap
@@ -258,7 +265,7 @@ def _replay(path) -> int:
         d = result.divergence
         print(f"{path}: {result.verified} of {result.events} events identical; first divergence at event "
               f"{d['index']} ({d['kind']}, step {d['step']}): logged digest {d['logged_digest']} (status "
-              f"{d['logged_status']}), replayed digest {d['replayed_digest']}")
+              f"{d['logged_status']}), replayed digest {d['replayed_digest']} ({per})")
     return 1
 
 

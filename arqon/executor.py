@@ -383,16 +383,26 @@ class Executor:
         index = self._variant_index.get(variant) if isinstance(variant, str) else None
         if index is None:
             index = self.variant_index(variant)
+        if self._log is not None:  # what guard_swap offers: the live snapshot with the variant replaced
+            offered = self.live
+            offered[-1] = index
+            self._log.record_offered(offered, now)
         return self._decided(audit_kinds.OFFER, now, _SWAP(self._state, self._proposal, self._d - 1, index + 0.0,
                                                            int(now)))
 
     def offer(self, x, now: int) -> Flags:
         """Validate ``x`` (clip or reject), stage it and make it live, starting its canary."""
-        return self._decided(audit_kinds.OFFER, now, _OFFER(self._state, self._vector(x), int(now)))
+        x = self._vector(x)
+        if self._log is not None:
+            self._log.record_offered(x, now)
+        return self._decided(audit_kinds.OFFER, now, _OFFER(self._state, x, int(now)))
 
     def propose(self, x, now: int) -> Flags:
         """Validate and stage ``x`` without making it live (``apply`` does that)."""
-        return self._decided(audit_kinds.PROPOSE, now, _PROPOSE(self._state, self._vector(x), int(now)))
+        x = self._vector(x)
+        if self._log is not None:
+            self._log.record_offered(x, now)
+        return self._decided(audit_kinds.PROPOSE, now, _PROPOSE(self._state, x, int(now)))
 
     def apply(self, now: int) -> Flags:
         """Make the staged candidate live (one index flip), starting its canary; ``NOTHING_STAGED`` if there is none."""
@@ -457,4 +467,6 @@ class Executor:
             proposal[: len(tuner.names)] = source.ask()
         if arm is not None:
             proposal[-1] = arm
+        if self._log is not None:
+            self._log.record_offered(proposal, now)
         return flags | self._decided(audit_kinds.OFFER, now, _OFFER(self._state, proposal, int(now)))

@@ -11,10 +11,11 @@ import numba
 import numpy as np
 from numba import types as t
 
-from ._jit import borrow, kernel, view_at
+from ._jit import borrow, kernel, shares_memory, view_at
 from ._status import BAD_STATE, DROPPED, OK, REOPENED, WAITING
 from .api import ask, open_state, reopen, step, tell
-from .guard import APPLIED, F8, GUARD_HEADER, GUARD_HEADER_BYTES, ROLLED_BACK, open_guard
+from .guard import (APPLIED, F8, GUARD_HEADER, GUARD_HEADER_BYTES, ROLLED_BACK, guard_apply, guard_kill, guard_observe,
+                    guard_offer, guard_propose, guard_resume, guard_snapback, open_guard)
 from .stats import F8 as TEL_STATE_TYPE, metrics_of, tel_of
 from .telemetry import tune_from_window, window_stat
 from .ring import RECORD_WORDS, RING_TYPE, _drain, begin_record, end_record, open_ring, ring_header_of, slots
@@ -26,8 +27,8 @@ assert (X, THETA, DELTA, GRAD) == (0, 1, 2, 3) and HEADER_BYTES % 64 == 0  # sta
 ASK, TELL, STEP = 1, 2, 3  # tuner events: replay re-runs them
 LOST = 4  # written by the log writer, not a kernel: the ring refused records and no later record says so
 # safety-executor decisions (status: the guard kernel's flags, reasons and events; value: the generation after; digest:
-# of the live snapshot, the phase and the generation). Replay checks their place in the gap accounting only: their
-# inputs (metrics, operator calls) are the outside world's.
+# of the live snapshot, the phase and the generation). Their inputs are on record before them (OFFERED, METRIC; an
+# operator's call is the record itself, its step the clock): ``guard_replay`` re-runs them.
 OFFER, PROPOSE, APPLY, OBSERVE, SNAPBACK, KILL, RESUME = 5, 6, 7, 8, 9, 10, 11
 # a step from a telemetry window: DRIFT (the objective's detector found it worse: value = detections so far, status =
 # +1 rise / -1 fall) and REOPEN (exploration re-opened; replay re-applies it), then the STEP with the window's value
@@ -43,6 +44,9 @@ LIFECYCLE, VARIANTS = 22, 23
 # the tuner's proposal after an ask or step, for reports of a run without an executor (``AuditLog(proposals=True)``;
 # replay passes over them): one per parameter, status = its index, value; in force from the step after
 PROPOSAL = 25
+# the vector an OFFER or PROPOSE decided on (the executor's input), one per column before the decision: status = its
+# index, value. With them and the METRIC records before each OBSERVE, replay re-runs every executor decision.
+OFFERED = 26
 
 AUDIT_RECORD = np.dtype([
     ("seq", np.uint64),  # the ring's sequence stamp
@@ -198,6 +202,24 @@ def _log_values(audit, kind, now, values, n):
     return status
 
 
+@numba.njit(inline="always")
+def _live_row(guard_state):
+    g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
+    return view_at(guard_state.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8, g["d"], np.float64)
+
+
+@numba.njit(inline="always")
+def _guard_digest(guard_state):
+    """The digest an executor record carries: the phase, the generation and the live snapshot's bits (the caller
+    opened the state)."""
+    g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
+    live = view_at(guard_state.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8, g["d"], np.uint64)
+    digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
+    for i in range(g["d"]):
+        digest = (digest ^ live[i]) * _PRIME
+    return _mix(digest)
+
+
 @kernel(t.int64(RING_TYPE, F8, t.int64, t.int64, t.int64))
 def audit_guard(audit, guard_state, kind, now, flags):
     """One executor record: ``kind`` (OFFER ... RESUME), the call's ``flags`` at step ``now``, the generation after it
@@ -208,15 +230,87 @@ def audit_guard(audit, guard_state, kind, now, flags):
         return BAD_STATE
     audit = ring_header_of(audit)
     g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
-    address = guard_state.ctypes.data + GUARD_HEADER_BYTES + g["live"] * g["width"] * 8
-    live = view_at(address, g["d"], np.uint64)
-    digest = np.uint64(g["phase"]) * _PRIME + np.uint64(g["generation"])
-    for i in range(g["d"]):
-        digest = (digest ^ live[i]) * _PRIME
-    status = _log_event(audit, kind, now, np.float64(g["generation"]), _mix(digest), flags)
+    status = _log_event(audit, kind, now, np.float64(g["generation"]), _guard_digest(guard_state), flags)
     if flags & (APPLIED | ROLLED_BACK):
-        status |= _log_values(audit, LIVE, now, view_at(address, g["d"], np.float64), g["d"])
+        status |= _log_values(audit, LIVE, now, _live_row(guard_state), g["d"])
     return status
+
+
+@kernel(t.uint64(F8))
+def guard_record_digest(guard_state):
+    """The digest an executor record made now would carry (0 for a state ``open_guard`` refuses).
+    Allocates: nothing."""
+    if open_guard(guard_state) != OK:
+        return np.uint64(0)
+    return _guard_digest(guard_state)
+
+
+@kernel(t.int64(F8, AUDIT_TYPE, t.int64, t.int64, F8, F8))
+def guard_replay(guard_state, records, start, n, offered, metrics):
+    """Re-run the executor decisions among ``records[start:n]`` on ``guard_state`` (an executor rebuilt from the log's
+    policy), each with its inputs as logged: the OFFERED vector before an OFFER or PROPOSE, the METRIC values before an
+    OBSERVE (a metric not recorded since the last OBSERVE is NaN), the step as the clock; compare each decision's flags
+    and digest with the logged ones, and each LIVE record with the replayed live snapshot. ``offered`` (>= d words)
+    and ``metrics`` (the guard matrix's width) are work space. Other components' records are passed over.
+    Mutates: guard_state, offered, metrics. Allocates: nothing. Returns: the index of the first record not verified
+    (a gap, a mismatch, or a VARIANTS record, which the caller re-runs from the next segment's header); n when all
+    were; ``start`` for a state or work space that does not fit."""
+    if open_guard(guard_state) != OK:
+        return start
+    g = view_at(guard_state.ctypes.data, 1, GUARD_HEADER)[0]
+    d = g["d"]
+    if offered.shape[0] < d or metrics.shape[0] < g["width"] or shares_memory(guard_state, offered) or \
+            shares_memory(guard_state, metrics):
+        return start
+    r = borrow(records)
+    for j in range(metrics.shape[0]):
+        metrics[j] = np.nan
+    for i in range(start, n):
+        if r[i]["lost"] != 0:
+            return i
+        kind = r[i]["kind"]
+        if kind == OFFERED:
+            if not 0 <= r[i]["status"] < d:
+                return i
+            offered[r[i]["status"]] = r[i]["value"]
+            continue
+        if kind == METRIC:
+            if not 0 <= r[i]["status"] < metrics.shape[0]:
+                return i
+            metrics[r[i]["status"]] = r[i]["value"]
+            continue
+        if kind == LIVE:
+            k = r[i]["status"]
+            if not 0 <= k < d:
+                return i
+            live, logged = _live_row(guard_state)[k], r[i]["value"]
+            if live != logged and not (live != live and logged != logged):  # NaN equals NaN here
+                return i
+            continue
+        now = r[i]["step"]
+        if kind == OFFER:
+            flags = guard_offer(guard_state, offered[:d], now)
+        elif kind == PROPOSE:
+            flags = guard_propose(guard_state, offered[:d], now)
+        elif kind == APPLY:
+            flags = guard_apply(guard_state, now)
+        elif kind == OBSERVE:
+            flags = guard_observe(guard_state, metrics, now)
+            for j in range(metrics.shape[0]):
+                metrics[j] = np.nan
+        elif kind == SNAPBACK:
+            flags = guard_snapback(guard_state, now)
+        elif kind == KILL:
+            flags = guard_kill(guard_state, now)
+        elif kind == RESUME:
+            flags = guard_resume(guard_state, now)
+        elif kind == VARIANTS:
+            return i
+        else:
+            continue
+        if flags != r[i]["status"] or _guard_digest(guard_state) != r[i]["digest"]:
+            return i
+    return n
 
 
 @kernel(t.int64(RING_TYPE, t.int32, t.int64, t.float64, t.uint64, t.int32))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import msgspec
 import numpy as np
 
 from arqon.discovery.spec import Spec
@@ -156,21 +155,11 @@ def compared(spec: Spec, gate: str, pairs: dict) -> dict:
     return record(gate, "fail" if failed else "pass", "; ".join(failed or passed), figures, inputs)
 
 
-def _staging_catalog(variants: tuple[str, ...]):
-    """An in-memory catalog approving ``variants`` for the staging simulation (never written, never signed)."""
-    from arqon.catalog import Catalog, Variant
-
-    built = tuple(msgspec.convert({"id": v, "version": 1, "lifecycle": "approved",
-                                   "payload": {"path": f"{v}.json", "sha256": "0" * 64, "length": 0}}, Variant)
-                  for v in variants)
-    return Catalog(path=None, name="staging", version=1, digest="0" * 64, expires="", signers=(), scope=None,
-                   variants=built, all=built)
-
-
 def canary(spec: Spec, candidate: list, baseline: list) -> dict:
     """Gate 5: the staging simulation through the safety executor (see ``arqon.discovery.spec.Canary``).
     ``candidate``/``baseline``: their staging results, seed by seed; the samples of each metric, concatenated in
     seed order, are the stream of observations (repeated from its start if the simulation outlasts it)."""
+    from arqon.catalog import in_memory
     from arqon.executor import Executor, Flags
 
     c = spec.gates.canary
@@ -191,7 +180,7 @@ def canary(spec: Spec, candidate: list, baseline: list) -> dict:
         columns = [[x for r in results for x in r[m]] for m in metrics]
         length = min(len(col) for col in columns)
         streams[who] = np.array([col[:length] for col in columns]).T
-    executor = Executor(policy, None, _staging_catalog(("baseline", "candidate")))
+    executor = Executor(policy, None, in_memory("staging", ("baseline", "candidate")))
     seen = {"baseline": 0, "candidate": 0}
     promoted_at = rolled_back_at = None
     why = ""

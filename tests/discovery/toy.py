@@ -30,3 +30,10 @@ def check(variant, seed):
 
 def broken(variant, seed, scenario):
     return {"cost": "fast"}
+
+
+def crash(variant, seed, scenario):
+    """A worker that dies (as a segfault in native code would) at one seed in five."""
+    if seed % 5 == 0:
+        os._exit(1)
+    return evaluate(variant, seed, scenario)
