@@ -131,10 +131,11 @@ def _bytes_kept(run, warm=1000, n=100_000):
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-    # other threads (started by earlier tests, e.g. tqdm's monitor) run from threading.py: their allocations are not
-    # the step's
+    # other threads (started by earlier tests, e.g. tqdm's monitor) run from threading.py, and hypothesis's gc callback
+    # (installed by earlier property tests) runs whenever a collection does: their allocations are not the step's
     harness = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__),
-               tracemalloc.Filter(False, threading.__file__, all_frames=True)]
+               tracemalloc.Filter(False, threading.__file__, all_frames=True),
+               tracemalloc.Filter(False, "*/hypothesis/*", all_frames=True)]
     diff = after.filter_traces(harness).compare_to(before.filter_traces(harness), "lineno")  # by allocation site
     return sum(s.size_diff for s in diff if s.size_diff > 0), diff[:3]
 

@@ -74,7 +74,7 @@ def test_exports_name_parameters_metrics_and_every_flag(tmp_path):
     seen = set()
     for row, r in zip(rows, records):
         kind = int(r["kind"])
-        if kind == audit_kernels.LIVE:
+        if kind in (audit_kernels.LIVE, audit_kernels.OFFERED):
             assert row["name"] == ("alpha", "beta")[r["status"]]
         elif kind == audit_kernels.METRIC:
             assert row["name"] == ("latency", "errors")[r["status"]]
