@@ -123,3 +123,22 @@ def test_replay_with_a_policy_from_the_command_line(tmp_path):
     other = subprocess.run([sys.executable, "-m", "arqon", "replay", str(tmp_path / "run.arqlog"), "--policy",
                             str(tmp_path / "other.json")], capture_output=True, text=True)
     assert other.returncode == 1 and "first divergence at event" in other.stdout and "(observe, step" in other.stdout
+
+
+def test_the_replay_kernels_refuse_a_wrong_or_truncated_state(tmp_path):
+    from arqon.kernels.guard import guard_matrix
+
+    _run(tmp_path / "run.arqlog", steps=50)
+    log = read_log(tmp_path / "run.arqlog")
+    ex = arqon.Executor(POLICY, arqon.Tuner(log.header["config"]))
+    width = guard_matrix(ex.state).shape[1]
+    for bad in (ex.state[: len(ex.state) // 2].copy(), np.zeros_like(ex.state), ex.state[::2].copy()):
+        before = bad.copy()
+        assert ka.guard_replay(bad, log.records, 0, len(log.records), np.zeros(2), np.zeros(width)) == 0
+        assert ka.guard_record_digest(bad) == 0
+        assert np.array_equal(bad, before, equal_nan=True)  # nothing touched
+    state = ex.state.copy()
+    assert ka.guard_replay(state, log.records, 3, len(log.records), np.zeros(1), np.zeros(width)) == 3  # too short
+    assert ka.guard_replay(state, log.records, 0, len(log.records), np.zeros(2), np.zeros(1)) == 0
+    assert np.array_equal(state, ex.state, equal_nan=True)
+    assert ka.guard_replay(state, log.records, 0, len(log.records), np.zeros(2), np.zeros(width)) == len(log.records)
