@@ -32,12 +32,15 @@ def _cost(x):
     return float(np.sum((x[:5] - 1.0) ** 2) + np.log(x[5]) ** 2 + (x[6] - 4.0) ** 2)
 
 
-def _run(path, seed, steps, **options):
-    """A logged run mixing ask, tell and step, with a NaN now and then (rejected, logged all the same)."""
+def _run(path, seed, steps, flush_every=0, **options):
+    """A logged run mixing ask, tell and step, with a NaN now and then (rejected, logged all the same); with
+    ``flush_every``, a flush every so many steps (frames, hence segments, no longer depend on the writer's pace)."""
     tuner = arqon.Tuner({**CONFIG, "seed": seed})
     with AuditLog(path, tuner, **options) as log:
         x = log.ask()
         for i in range(steps):
+            if flush_every and i % flush_every == 0:
+                log.flush()
             value = np.nan if i % 997 == 5 else _cost(x)
             if i % 3 == 0:
                 log.tell(value)
@@ -440,7 +443,7 @@ def test_replay_never_calls_an_incomplete_log_complete(tmp_path, capsys):
     from arqon.audit import _FRAME
 
     path = tmp_path / "run.arqlog"
-    _run(path, 2, 3000, rotate_bytes=1 << 14)
+    _run(path, 2, 3000, flush_every=100, rotate_bytes=1 << 14)
     files = [Path(f).read_bytes() for f in _segments_of(path)]
     assert len(files) >= 4 and cli(["replay", str(path)]) == 0
     capsys.readouterr()
