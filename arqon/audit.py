@@ -408,7 +408,6 @@ class AuditLog:
     def _run(self):
         out = np.zeros(min(self.ring.capacity, 1 << 14) + 1, RECORD)
         drained = out[:-1]  # the last slot is room for a LOST record
-        capacity = self.ring.capacity
         unsynced, last_sync = 0, time.monotonic()
         try:
             while True:
@@ -815,6 +814,7 @@ def replay_log(log: Log, policy=None) -> Replay:
         stops["executor"] = checked
         if checked < verified:
             verified, state, digest = checked, guard_state, _GUARD_DIGEST
+    first = min(stops, key=stops.get) if stops else None  # the component whose replay stopped first
     kinds = records["kind"]
     components = {name: (int(np.isin(kinds[:stop], _DECISIONS[name]).sum()),
                          int(np.isin(kinds, _DECISIONS[name]).sum())) for name, stop in stops.items()}
@@ -825,8 +825,14 @@ def replay_log(log: Log, policy=None) -> Replay:
         if r["lost"] != 0:
             gap = {**where, "lost": int(r["lost"])}
         else:
-            divergence = {**where, "logged_status": int(r["status"]), "logged_digest": f"{int(r['digest']):016x}",
-                          "replayed_digest": f"{int(digest(state)):016x}"}
+            divergence = {**where, "component": first, "logged_status": int(r["status"]),
+                          "logged_flags": flag_names(int(r["kind"]), int(r["status"])),
+                          "logged_digest": f"{int(r['digest']):016x}", "replayed_digest": f"{int(digest(state)):016x}"}
+            if first == "executor" and int(r["kind"]) in _EXECUTOR_KINDS:  # the flags the replayed decision returned
+                from arqon.kernels.guard import guard_header
+
+                replayed = int(guard_header(state)["last_flags"])
+                divergence |= {"replayed_status": replayed, "replayed_flags": flag_names(int(r["kind"]), replayed)}
     return Replay(n, int(verified), divergence, gap, log.missing, components)
 
 

@@ -263,9 +263,11 @@ def _replay(path, policy=None) -> int:
               f"refused by a full audit ring before event {g['index']} (step {g['step']}), so replay stops there")
     else:
         d = result.divergence
+        flags = (f"flags logged {d['logged_flags'] or 'none'}, replayed {d['replayed_flags'] or 'none'}; "
+                 if "replayed_flags" in d else f"flags logged {d['logged_flags'] or 'none'}; ")
         print(f"{path}: {result.verified} of {result.events} events identical; first divergence at event "
-              f"{d['index']} ({d['kind']}, step {d['step']}): logged digest {d['logged_digest']} (status "
-              f"{d['logged_status']}), replayed digest {d['replayed_digest']} ({per})")
+              f"{d['index']} ({d['component']} {d['kind']}, step {d['step']}): {flags}state digest logged "
+              f"{d['logged_digest']}, replayed {d['replayed_digest']} ({per})")
     return 1
 
 

@@ -107,6 +107,10 @@ def test_a_changed_slo_is_caught_at_the_first_decision_it_changes(tmp_path):
     result = replay(tmp_path / "run.arqlog", policy=stricter)
     assert not result.identical and result.divergence["index"] == int(decisions[first])
     assert result.divergence["kind"] == "observe"  # a window the new SLO calls a breach
+    assert result.divergence["component"] == "executor"
+    assert result.divergence["logged_status"] == logged[first][0]
+    assert result.divergence["replayed_status"] == changed[first][0]  # the flags the changed rule returns
+    assert result.divergence["replayed_flags"] == "|".join(f.name for f in Flags if f and f in Flags(changed[first][0]))
     assert result.components["executor"] == (first, len(decisions))
     # the Python shell's re-run under the logged policy makes the logged decisions (flags) too
     assert [d[0] for d in logged] == log.records["status"][decisions].astype(int).tolist()
@@ -122,7 +126,8 @@ def test_replay_with_a_policy_from_the_command_line(tmp_path):
     assert "executor" in same.stdout and "tuner" in same.stdout
     other = subprocess.run([sys.executable, "-m", "arqon", "replay", str(tmp_path / "run.arqlog"), "--policy",
                             str(tmp_path / "other.json")], capture_output=True, text=True)
-    assert other.returncode == 1 and "first divergence at event" in other.stdout and "(observe, step" in other.stdout
+    assert other.returncode == 1 and "first divergence at event" in other.stdout
+    assert "(executor observe, step" in other.stdout and "replayed SLO_BREACH" in other.stdout
 
 
 def test_the_replay_kernels_refuse_a_wrong_or_truncated_state(tmp_path):
