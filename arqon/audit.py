@@ -228,6 +228,8 @@ class AuditLog:
     def step_from(self, telemetry, metric, stat: str = "mean", min_samples: int = 1) -> np.ndarray | None:
         """``tuner.step_from(...)``, audited: the step with the window's value, and the drift and re-opening before it
         when the objective drifted for the worse. Returns the new proposal, or None while the window fills."""
+        if self._error is not None:
+            self._raise_writer_error()
         now = telemetry.next_step
         status = _TUNE_FROM_WINDOW(self._tuner().state, telemetry.state, telemetry.ring.state, self._ring,
                                    *window_args(telemetry, metric, stat, min_samples), now)
@@ -242,6 +244,8 @@ class AuditLog:
 
     def record_guard(self, kind: int, now: int, flags: int) -> None:
         """One executor decision (called by the executor itself)."""
+        if self._error is not None:
+            self._raise_writer_error()
         _GUARD(self._ring, self.executor.state, kind, int(now), int(flags))
 
     def record_metrics(self, values, now: int) -> None:
@@ -335,6 +339,8 @@ class AuditLog:
         return self.tuner
 
     def _next(self, step):
+        if self._error is not None:  # the writer stopped: every recording call says so from the next one on
+            self._raise_writer_error()
         if step is None:
             step = self._step
         self._step = step + 1

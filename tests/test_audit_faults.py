@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,31 @@ def test_a_leftover_segment_or_temp_file_is_handled_at_open(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     log = read_log(path)
     assert log.closed and len(log.segments) > 1 and replay(path).identical
+
+
+def test_a_writer_failure_is_raised_by_the_next_recording_call(tmp_path, monkeypatch):
+    """The disk fills: the writer stops, and the next ask / step / tell (and an executor's next decision) raise its
+    error naming the log, instead of returning normally while records stop reaching the file."""
+    tuner = arqon.Tuner({"params": [{"name": "x", "min": 0, "max": 1}], "seed": 0})
+    ex = arqon.Executor({"params": {"x": {}}, "metrics": ["lat"]}, tuner)
+    log = AuditLog(tmp_path / "run.arqlog", tuner, executor=ex)
+    x = log.ask()
+    for _ in range(10):
+        x = log.step(float(x[0]))
+    log.flush()
+
+    def disk_full(payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(log, "_write_frame", disk_full)
+    log.tell(0.5)  # a record the writer fails on
+    for _ in range(10_000):  # until the writer has met it (bounded: it drains every 0.2 ms)
+        if log._error is not None:
+            break
+        time.sleep(0.001)
+    for call in (log.ask, lambda: log.step(0.5), lambda: log.tell(0.5),
+                 lambda: ex.step(tuner, {"lat": 1.0}, 0.5, 99)):
+        with pytest.raises(RuntimeError, match=r"audit writer for .*run\.arqlog failed: .*No space left on device"):
+            call()
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        log.close()
