@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+import arqon
 from arqon import catalog_cli
 from arqon.discovery import cli as discovery_cli
 from arqon.config import ConfigError
@@ -15,6 +16,7 @@ from arqon.config import ConfigError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arqon", description="Machine-speed online tuning of live systems.",
                                      epilog="Exit codes: 0 success, 1 a check failed, 2 bad usage or input.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = commands.add_parser(
@@ -122,6 +124,17 @@ def _parser() -> argparse.ArgumentParser:
     catalog_cli.add_parser(commands)
     discovery_cli.add_parser(commands)
     return parser
+
+
+def _version() -> str:
+    """arqon's version and what it runs on, as ``arqon --version`` prints it."""
+    import platform
+
+    import numba
+    import numpy
+
+    return (f"arqon {arqon.__version__} (numba {numba.__version__}, numpy {numpy.__version__}, "
+            f"{platform.python_implementation()} {platform.python_version()})")
 
 
 def main(argv: list[str] | None = None) -> int:

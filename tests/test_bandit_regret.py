@@ -2,11 +2,14 @@
 Thompson sampling far below a uniformly random policy, whose regret is known exactly."""
 
 import numpy as np
+import pytest
 
 from bench import selection_regret as sr
 
 
 def test_every_library_runs_on_every_problem():
+    pytest.importorskip("mabwiser", reason="the peers extra: pip install 'arqon[peers]' (make test installs it)")
+    pytest.importorskip("river", reason="the peers extra: pip install 'arqon[peers]' (make test installs it)")
     for problem in ("a", "b", "c"):
         results = sr.measure(problem, runs=1, horizon=120)
         assert {lib for lib, _ in results} == {"arqon", "mabwiser", "river"}
