@@ -17,7 +17,7 @@ $(BIN)/.installed: $(BIN)/.demo
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo,discovery]'
 	touch $@
 
-$(BIN)/.peers: $(BIN)/.peers
+$(BIN)/.peers: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo,discovery,peers]'
 	touch $@
 

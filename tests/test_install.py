@@ -47,3 +47,13 @@ def test_the_demo_runs_in_a_venv_without_the_peers(tmp_path):
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert (tmp_path / "out" / "index.html").is_file()
     assert subprocess.run([arqon, "--version"], capture_output=True, text=True).stdout.startswith("arqon ")
+
+
+def test_the_makefile_layers_install_in_order():
+    """`make -n -B test` (a dry run from nothing): the three layers in order, demo first, peers last, no circular
+    rule."""
+    done = subprocess.run(["make", "-n", "-B", "test"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and "Circular" not in done.stderr, done.stderr
+    installs = [line for line in done.stdout.splitlines() if "pip install --quiet -e" in line]
+    assert [line.split("-e ")[1] for line in installs] == ["'.[demo]'", "'.[dev,demo,discovery]'",
+                                                           "'.[dev,demo,discovery,peers]'"]
