@@ -53,7 +53,7 @@ class Listener(event.Listener):
         began = self._start.pop()
         spans.append((str(getattr(ev.data.get("dispatcher"), "__qualname__", "?")), time.perf_counter() - began))
 
-event.install_listener("numba:compile", Listener())
+event.register("numba:compile", Listener())
 t0 = time.perf_counter()
 import arqon
 t1 = time.perf_counter()
