@@ -705,11 +705,12 @@ def replay(path, policy=None) -> Replay:
     return replay_log(read_log(path), policy)
 
 
+_EXECUTOR_KINDS = {audit_kernels.OFFER, audit_kernels.PROPOSE, audit_kernels.APPLY, audit_kernels.OBSERVE,
+                   audit_kernels.SNAPBACK, audit_kernels.KILL, audit_kernels.RESUME, audit_kernels.VARIANTS}
 _DECISIONS = {"tuner": (audit_kernels.ASK, audit_kernels.TELL, audit_kernels.STEP),
               "selector": (bandit_audit.SEL_UPDATE, bandit_audit.SEL_REWARD, bandit_audit.SEL_CHOICE,
                            bandit_audit.SEL_ARMS),
-              "executor": (audit_kernels.OFFER, audit_kernels.PROPOSE, audit_kernels.APPLY, audit_kernels.OBSERVE,
-                           audit_kernels.SNAPBACK, audit_kernels.KILL, audit_kernels.RESUME, audit_kernels.VARIANTS)}
+              "executor": tuple(sorted(_EXECUTOR_KINDS))}
 _GUARD_REPLAY = entry_point(audit_kernels.guard_replay)
 _GUARD_DIGEST = entry_point(audit_kernels.guard_record_digest)
 
@@ -844,8 +845,6 @@ def replay_log(log: Log, policy=None) -> Replay:
 
 _TUNER_KINDS = {audit_kernels.ASK, audit_kernels.TELL, audit_kernels.STEP, audit_kernels.REOPEN,
                 bandit_audit.SEL_UPDATE, bandit_audit.SEL_REWARD, bandit_audit.SEL_CHOICE, bandit_audit.SEL_ARMS}
-_EXECUTOR_KINDS = {audit_kernels.OFFER, audit_kernels.PROPOSE, audit_kernels.APPLY, audit_kernels.OBSERVE,
-                   audit_kernels.SNAPBACK, audit_kernels.KILL, audit_kernels.RESUME, audit_kernels.VARIANTS}
 
 
 def flag_names(kind: int, status: int) -> str:

@@ -16,7 +16,7 @@ from arqon.config import ConfigError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arqon", description="Machine-speed online tuning of live systems.",
                                      epilog="Exit codes: 0 success, 1 a check failed, 2 bad usage or input.")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version, nargs=0, help="print arqon's version and what it runs on")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = commands.add_parser(
@@ -126,15 +126,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    """arqon's version and what it runs on, as ``arqon --version`` prints it."""
-    import platform
+class _Version(argparse.Action):
+    """``--version``: arqon's version and what it runs on, worked out only when asked (it imports numba)."""
 
-    import numba
-    import numpy
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
 
-    return (f"arqon {arqon.__version__} (numba {numba.__version__}, numpy {numpy.__version__}, "
-            f"{platform.python_implementation()} {platform.python_version()})")
+        import numba
+        import numpy
+
+        print(f"arqon {arqon.__version__} (numba {numba.__version__}, numpy {numpy.__version__}, "
+              f"{platform.python_implementation()} {platform.python_version()})")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
