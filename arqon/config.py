@@ -90,6 +90,9 @@ class Spsa(_Struct):
     max_step: Fraction = 0.2  # no coordinate moves further than this in one update
     calibration: Annotated[int, Meta(ge=1, le=1000)] = 5  # updates used to set an automatic `a`
     average: Annotated[int, Meta(ge=1, le=1000)] = 1  # gradient estimates averaged per update
+    # take back an update after which the measured value is worse beyond the measured jitter; None: on unless a
+    # parameter is an integer (a pair's rounded points do not measure the value at theta, and blocking stalls there)
+    blocking: bool | None = None
 
 
 class Es(_Struct):

@@ -137,6 +137,8 @@ def build_state(config: Config) -> np.ndarray:
         h["stability"] = 0.1 * config.budget / (2 * s.average) if config.budget else 10.0
     h["alpha"], h["gamma"] = s.alpha, s.gamma
     h["initial_step"], h["max_step"] = s.initial_step, s.max_step
+    h["blocking"] = int(s.blocking if s.blocking is not None else h["n_int"] == 0)
+    h["gain_scale"] = 1.0
     h["seed"] = config.seed
     rng_seed(h["rng"], np.uint64(config.seed))
     if strategy == "es":
@@ -257,7 +259,9 @@ class Tuner:
             "spsa": lambda: f"{self.config.spsa.gains} gains, " + (
                 f"perturbation adapting to the measured noise (now c = {float(h['c']):.3g}, noise sd "
                 f"{math.sqrt(float(h['noise_var'])):.3g} after {int(h['n_pairs'])} pairs)" if h["adapt_c"]
-                else f"c = {self.config.spsa.c}"),
+                else f"c = {self.config.spsa.c}") + (
+                f"; blocking on (updates taken back: {int(h['n_blocked'])}, gain at "
+                f"{float(h['gain_scale']):.3g} of its schedule)" if h["blocking"] else "; blocking off"),
             "es": lambda: f"{int(h['n_pop']) // 2} mirrored pairs, sigma {float(h['sigma0'])} "
                           f"({self.config.es.step})",
             "pbt": lambda: f"pool of {int(h['n_pop'])}, {int(h['mu'])} replaced per round, explore "

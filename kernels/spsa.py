@@ -7,6 +7,9 @@ a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, or stay constant to track 
 automatic, the mean gradient size over the first updates fixes it so that early moves are `initial_step` long.
 An adaptive perturbation instead sizes c_k from the noise and curvature the pairs themselves measure
 (``_adapt_perturbation``): small where measurements are exact, larger where noise would swamp the difference.
+Blocking (Spall 1998, "Implementation of the simultaneous perturbation algorithm"; ``_blocked``) takes back an
+update after which the measured value is worse beyond the jitter of the values measured, and halves the gain: an
+update that overshoots into a steep region cannot run away.
 
 These are the inlined cores over a (header, matrix) pair; the public kernels in ``api`` open a state and call them.
 """
@@ -20,7 +23,7 @@ from .power import exp_not_positive, log_at_least_one
 from .rng import rng_rademacher
 from .state import (
     BEST, DELTA, GRAD, HDR_TYPE, INTEGER_PERTURBATION, IS_INT, LOG_INDEX, LOW, MAT_TYPE, MAX, MIN, MIN_PERTURBATION,
-    PENDING_NONE, PENDING_ONE, PERIODIC_INDEX, SPAN, THETA, X,
+    PENDING_NONE, PENDING_ONE, PERIODIC_INDEX, PREV, SPAN, THETA, X,
 )
 
 
@@ -31,6 +34,12 @@ NOISE_CLIP = 3.0  # a curvature sample further out than this many noise deviatio
 LOG_CHI2_BIAS = 1.2703628454614782  # -E[log z^2] for a standard normal z
 C_RATE, C_FACTOR = 0.1, 0.05  # c moves 10% of the way (in log terms) to its target per pair, by 5% at most
 C_MIN = 1e-4  # unit-cube floor of the adaptive perturbation (its ceiling is the configured c, in c_max)
+BLOCK_TOLERANCE = 3.0  # blocking: worse by more than this many deviations of a difference of values takes a move back
+BLOCK_CUT, BLOCK_RECOVERY = 0.5, 1.05  # blocking: the gain's factor on each block, and on each confirmed move (up to 1)
+GAIN_FLOOR = 1.0 / 1024.0  # blocking: the gain is never cut below this share of its schedule
+STILL, MOVED, REPEAT = 0, 1, 2  # values of ``moved``: no move to judge, a move to judge, the repeat after a block
+JITTER_RATE = 0.1  # blocking: weight of the newest second difference in their running mean (in log terms)
+JITTER_DROP = 10.0  # blocking: a sample's log below the running mean counts as this far below at most
 
 
 @kernel(t.int64(MAT_TYPE, t.int64, t.int64), inline=True)
@@ -181,6 +190,8 @@ def _step_gain(hdr):
     """a_k, the gain applied to the mean gradient estimate of an update (0 while an automatic `a` is uncalibrated)."""
     h = hdr[0]
     a_k = h["a"] * (1.0 / h["n_average"])
+    if h["blocking"] != 0:
+        a_k *= h["gain_scale"]
     if h["constant_gains"] != 0:
         return a_k
     return a_k * _decay(hdr, GAIN, h["k"])
@@ -219,14 +230,69 @@ def _adapt_perturbation(hdr, y_minus):
     h["pair_mean"] = mean
 
 
+@kernel(t.boolean(HDR_TYPE, MAT_TYPE, t.float64), inline=True)
+def _blocked(hdr, mat, value):
+    """Spall's blocking rule with no extra evaluation. ``value``, the mean of the pairs just measured around theta, is
+    f(theta) + c_k^2 delta'H delta / 2 + noise. After a move it is compared with the value v1 measured around
+    mat[PREV], the theta before the move, or, when the values kept rise (the objective drifting up), with their trend
+    2 v1 - v2. Worse than both by more than BLOCK_TOLERANCE deviations of a difference blocks: theta goes back to
+    mat[PREV], the gain is cut by BLOCK_CUT (to GAIN_FLOOR at least) and the value is not kept. Otherwise the move is
+    confirmed and the gain recovers by BLOCK_RECOVERY. With no move outstanding (the first update, or the one after a
+    block) the value is a repeat around mat[PREV], kept as the newer measurement; a repeat as much worse means the
+    objective moved (a drift), not theta, and the block's cut is undone. The deviation comes from the second
+    differences r of the values kept (a steady descent or drift cancels; noise and the perturbation's curvature term
+    remain): a difference has variance E[r^2] / 3, E[r^2] a running mean in log terms (one jump moves it little).
+    Before the third value nothing worse passes. Mutates: hdr, mat[THETA, PREV]. Allocates: nothing.
+    Returns: True when the move was taken back."""
+    h = hdr[0]
+    d = mat.shape[1]
+    n = h["n_values"]
+    reference = h["value_1"]
+    if n > 1:
+        reference = max(reference, 2.0 * h["value_1"] - h["value_2"])
+    tolerance = 0.0
+    if n > 2:
+        tolerance = BLOCK_TOLERANCE * np.sqrt(np.exp(h["log_jitter"] + LOG_CHI2_BIAS) / 3.0)
+    worse = n > 0 and value > reference + tolerance
+    if h["moved"] == MOVED:
+        h["moved"] = REPEAT
+        if worse:
+            for i in range(d):
+                mat[THETA, i] = mat[PREV, i]
+            h["gain_scale"] = max(h["gain_scale"] * BLOCK_CUT, GAIN_FLOOR)
+            h["n_blocked"] += 1
+            return True
+        h["gain_scale"] = min(h["gain_scale"] * BLOCK_RECOVERY, 1.0)
+    elif h["moved"] == REPEAT and worse:  # the point left is as much worse: the objective moved, not theta; undo the cut
+        h["gain_scale"] = min(h["gain_scale"] / BLOCK_CUT, 1.0)
+    h["moved"] = STILL
+    n += 1
+    h["n_values"] = n
+    if n > 2:
+        r = value - 2.0 * h["value_1"] + h["value_2"]
+        sample = np.log(max(r * r, 1e-300))
+        if n > 3:  # an exact repeat (r = 0) would send the mean to -690: one sample lowers it by JITTER_DROP at most
+            sample = max(sample, h["log_jitter"] - JITTER_DROP)
+        h["log_jitter"] += max(JITTER_RATE, 1.0 / (n - 2)) * (sample - h["log_jitter"])
+    h["value_2"] = h["value_1"]
+    h["value_1"] = value
+    for i in range(d):
+        mat[PREV, i] = mat[THETA, i]
+    return False
+
+
 @kernel(t.void(HDR_TYPE, MAT_TYPE, t.float64), inline=True)
 def _spsa_accumulate(hdr, mat, y_minus):
     """Add the pair's gradient estimate (zero if it would overflow) to mat[GRAD]; after `n_average` pairs move theta
-    along their mean, calibrating an automatic `a` on the way (from the largest gradient seen so far). Mutates: hdr, mat[THETA, GRAD]. Allocates: nothing."""
+    along their mean, calibrating an automatic `a` on the way (from the largest gradient seen so far), unless blocking
+    takes the last move back (``_blocked``: the estimates, measured around the point left, are dropped).
+    Mutates: hdr, mat[THETA, GRAD, PREV]. Allocates: nothing."""
     h = hdr[0]
     d = mat.shape[1]
     if h["adapt_c"] != 0:
         _adapt_perturbation(hdr, y_minus)
+    if h["blocking"] != 0:
+        h["group_sum"] += 0.5 * (h["y_plus"] + y_minus)
     half_difference = 0.5 * (h["y_plus"] - y_minus)
     if not np.isfinite(half_difference / h["c_k"]):  # |delta_i| >= c_k: no estimate below can overflow
         half_difference = 0.0  # finite values so far apart that the estimate overflows: nothing learnt
@@ -242,6 +308,13 @@ def _spsa_accumulate(hdr, mat, y_minus):
         return
     h["i_average"] = 0
     inv_n = 1.0 / h["n_average"]
+    if h["blocking"] != 0:
+        value = h["group_sum"] * inv_n
+        h["group_sum"] = 0.0
+        if _blocked(hdr, mat, value):
+            for i in range(d):
+                mat[GRAD, i] = 0.0
+            return
     if h["i_calibrate"] < h["n_calibrate"]:
         size = 0.0
         for i in range(d):
@@ -263,6 +336,7 @@ def _spsa_accumulate(hdr, mat, y_minus):
         mat[THETA, i] = min(max(mat[THETA, i] - _move(a_k, mat[GRAD, i], limit), 0.0), 1.0)
         mat[GRAD, i] = 0.0
     h["k"] += 1
+    h["moved"] = MOVED if h["blocking"] != 0 and a_k > 0.0 else STILL
     if h["constant_gains"] == 0:
         _decay_ahead(hdr, GAIN, h["k"])  # the next update's
 
@@ -308,8 +382,12 @@ def spsa_tell(hdr, mat, value):
 @kernel(t.void(HDR_TYPE), inline=True)
 def spsa_reopen(hdr):
     """Re-open exploration after the objective drifted: decaying gains start again from k = 0 (constant gains are
-    unchanged: they already track), and the best value, measured before the drift, is forgotten. The pair in flight
-    and the calibrated `a` are kept. Mutates: hdr. Allocates: nothing."""
+    unchanged: they already track), and the best value, measured before the drift, is forgotten; so is blocking's
+    value before the last move, and its gain cut. The pair in flight, the calibrated `a` and the measured jitter are
+    kept. Mutates: hdr. Allocates: nothing."""
     h = hdr[0]
     h["k"] = 0
     h["has_best"] = 0
+    h["moved"] = STILL
+    h["n_values"] = 0
+    h["gain_scale"] = 1.0

@@ -86,6 +86,11 @@ _FIELDS = [
     ("adapt_sigma", np.int64),  # ES: 1 adapts the step size, 0 keeps it (tracking)
     ("adapt_c", np.int64),  # SPSA: 1 sizes the perturbation from the measured noise and curvature, 0 keeps c's schedule
     ("n_pairs", np.int64),  # SPSA: pairs measured (the perturbation alternates between c(1 + w) and c(1 - w) with it)
+    # SPSA blocking (spsa.py): an update is taken back when the value measured after it is worse than before it
+    ("blocking", np.int64),  # 1: on
+    ("moved", np.int64),  # 1 while the last update's move awaits the value measured after it, 2 after a block, else 0
+    ("n_blocked", np.int64),  # updates taken back so far
+    ("n_values", np.int64),  # values kept so far, of confirmed moves and repeats (jitter samples from the third)
     # SPSA decaying gains, [GAIN] for a's 1 / (k + 1 + A)^alpha and [PERTURBATION] for c's 1 / (k + 1)^gamma, worked out
     # over two steps ahead of their use (see spsa.py): the k of each ``decay`` and of each ``decay_log`` (-1: none)
     ("decay_k", np.int64, (2,)),
@@ -125,6 +130,11 @@ _FIELDS = [
     ("log_noise", np.float64),  # running mean of the log squared noise in the pair means' second differences
     ("noise_var", np.float64),  # variance of one measurement, estimated from the pair means
     ("curvature", np.float64),  # trace of the Hessian in the unit cube, estimated from the pair means
+    ("gain_scale", np.float64),  # blocking: factor on a_k, cut on each block, recovering on each confirmed move
+    ("group_sum", np.float64),  # blocking: sum of the signed pair means of the update being accumulated
+    ("value_1", np.float64),  # blocking: the last value kept (signed mean of an update's pairs), measured at mat[PREV]
+    ("value_2", np.float64),  # ... and the one before it
+    ("log_jitter", np.float64),  # blocking: running mean of the log squared second difference of those values
     ("y_plus", np.float64),  # signed value measured at theta + c*delta
     ("best_value", np.float64),  # best value accepted, in the user's sign
     ("sigma", np.float64),  # population strategies: step size, unit-cube coordinates
@@ -165,7 +175,8 @@ BEST = 10  # params of the best accepted value, user units
 CENTER = 11  # THETA in user units (the recommendation), written by `recommend`
 MIN_PERTURBATION = 12  # integer parameters: INTEGER_PERTURBATION integer steps, unit cube; else 0
 PERIODIC_INDEX = 13  # indices of the periodic parameters, first n_periodic entries
-ROWS = 14  # rows common to every strategy
+PREV = 14  # SPSA blocking: theta before the last update, unit cube (what a blocked update goes back to)
+ROWS = 15  # rows common to every strategy
 
 SPSA, ES, PBT, CMAES = 0, 1, 2, 3  # values of the header's ``strategy``
 

@@ -82,6 +82,14 @@ class ReferenceSpsa:
         self.grads = []
         self.adaptive = s.perturbation == "adaptive"
         self.means, self.log_noise, self.curvature = [], 0.0, 0.0
+        self.blocking = s.blocking if s.blocking is not None else not self.integer.any()
+        self.scale, self.blocked = 1.0, 0
+        self.values, self.log_jitter, self.judging, self.group = [], 0.0, "still", []
+        self.prev = self.theta.copy()
+
+    def reopen(self):
+        """What a re-opened exploration resets: k, and blocking's values and gain cut."""
+        self.k, self.values, self.scale, self.judging = 0, [], 1.0, "still"
 
     def user(self, u):
         v = self.lo + u * (self.hi - self.lo)
@@ -115,10 +123,15 @@ class ReferenceSpsa:
             self.grads.append(half_difference / self.perturbation)
         else:  # the kernel's form when every perturbation is +-c_k (1/delta == delta/c_k^2)
             self.grads.append(half_difference / (self.ck * self.ck) * self.perturbation)
+        self.group.append(0.5 * (y_plus + y_minus))
         if len(self.grads) < self.n_avg:
             return
         g = np.sum(self.grads, axis=0) / self.n_avg
         self.grads = []
+        value = math.fsum(self.group) / self.n_avg
+        self.group = []
+        if self.blocking and self.blocks(value):
+            return
         size = np.mean(np.abs(g))
         if len(self.cal) < self.n_cal and size > 0:
             self.cal.append(size)
@@ -127,10 +140,48 @@ class ReferenceSpsa:
         a_k = self.gain()
         self.theta = np.clip(self.theta - np.clip(a_k * g, -self.max_step, self.max_step), 0, 1)
         self.k += 1
+        if self.blocking and a_k > 0:
+            self.judging = "moved"
+
+    def blocks(self, value):
+        """Spall's blocking as documented: a move is taken back (theta to the point before it, the gain halved, to
+        1/1024 at least) when the mean pair value measured after it exceeds both the last value kept v1 and the trend
+        2 v1 - v2 by more than 3 deviations of a difference, sqrt(E[r^2] / 3), E[log r^2] = the running mean (weight
+        max(0.1, 1/m) for the m-th) of the log squared second differences r of the values kept, + 1.2704; before the
+        third value, by anything. A confirmed move: gain x 1.05 up to 1. The repeat after a block is kept; if it is as
+        much worse, the halving is undone."""
+        n = len(self.values)
+        reference = self.values[-1] if n else 0.0
+        if n > 1:
+            reference = max(reference, 2 * self.values[-1] - self.values[-2])
+        tolerance = 3 * math.sqrt(math.exp(self.log_jitter + 1.2703628454614782) / 3) if n > 2 else 0.0
+        worse = n > 0 and value > reference + tolerance
+        if self.judging == "moved":
+            self.judging = "repeat"
+            if worse:
+                self.theta = self.prev.copy()
+                self.scale = max(self.scale / 2, 1 / 1024)
+                self.blocked += 1
+                return True
+            self.scale = min(self.scale * 1.05, 1.0)
+        elif self.judging == "repeat" and worse:
+            self.scale = min(self.scale * 2, 1.0)
+        self.judging = "still"
+        self.values.append(value)
+        if len(self.values) > 2:
+            r = self.values[-1] - 2 * self.values[-2] + self.values[-3]
+            m = len(self.values) - 2
+            sample = math.log(max(r * r, 1e-300))
+            if m > 1:  # one sample lowers the running mean by 1 at most (an exact repeat would send it to -690)
+                sample = max(sample, self.log_jitter - 10)
+            self.log_jitter += max(0.1, 1 / m) * (sample - self.log_jitter)
+        self.prev = self.theta.copy()
+        return False
 
     def gain(self):
         """a_k, applied to the mean of an update's gradient estimates."""
-        return self.a if self.constant else self.a / (self.k + 1.0 + self.A) ** self.alpha
+        a = self.a * self.scale if self.blocking else self.a
+        return a if self.constant else a / (self.k + 1.0 + self.A) ** self.alpha
 
     def adapt(self, mean):
         """The adaptive perturbation as documented: the second difference of pair means, r = +-c^2 tr(H) + noise

@@ -106,7 +106,7 @@ def test_new_state_places_every_block_and_its_size_is_the_documented_formula():
     assert (h["v_val"], h["v_order"], h["v_w"], h["n_vec"]) == (0, n, 2 * n, 3 * n)
     f = (d + 1) * (d + 2) // 2
     with_model = new_state(CMAES, d, n_pop_max=n, n_arch=2 * f, n_feat=f, d_model=d)
-    assert with_model.shape[0] == HEADER_WORDS + (18 + 3 * n + d + 2 * f) * d + 3 * n + f * f + 4 * f + d * d
+    assert with_model.shape[0] == HEADER_WORDS + (19 + 3 * n + d + 2 * f) * d + 3 * n + f * f + 4 * f + d * d
     for code, sizes in ((SPSA, {}), (PBT, {"n_pop_max": n}), (CMAES, {"n_pop_max": n, "n_arch": 0, "n_feat": 0,
                                                                        "d_model": 0})):
         state = new_state(code, d, **sizes)
@@ -122,12 +122,12 @@ def test_cmaes_without_the_model_reserves_no_model_words(d):
     t = arqon.Tuner(space(d, strategy="cmaes", cmaes={"model": "off"}, budget=10))
     n = int(header(t.state)["n_pop_max"])
     assert n == (4 + int(3 * math.log(d))) * 16 and header(t.state)["n_arch"] == 0
-    assert t.state.nbytes == 8 * (HEADER_WORDS + (18 + 3 * n + d) * d + 3 * n)
-    assert matrix(t.state).shape == (18 + 3 * n + d, d)
+    assert t.state.nbytes == 8 * (HEADER_WORDS + (19 + 3 * n + d) * d + 3 * n)
+    assert matrix(t.state).shape == (19 + 3 * n + d, d)
 
 
 def test_a_config_whose_state_is_too_large_is_a_config_error_naming_d():
-    assert 8 * (HEADER_WORDS + (18 + 3 * 160_000 + 1000) * 1000 + 3 * 160_000) > MAX_STATE_BYTES
+    assert 8 * (HEADER_WORDS + (19 + 3 * 160_000 + 1000) * 1000 + 3 * 160_000) > MAX_STATE_BYTES
     with pytest.raises(ConfigError, match=r"params: d = 1000: the cmaes state would take 3\d\d\d MiB, over the limit "
                                           r"of 1024 MiB; choose a strategy with a smaller state"):
         arqon.Tuner(space(1000, strategy="cmaes", cmaes={"model": "off", "population": 10_000}))
