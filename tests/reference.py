@@ -320,3 +320,52 @@ def reference_es_update(theta, sigma, eps, values, lr_sigma):
     theta = np.clip(theta + sigma * u @ eps[order], 0, 1)
     sigma = sigma * math.exp(0.5 * lr_sigma * np.sum(u * (np.sum(eps[order] ** 2, axis=1) / d - 1)))
     return theta, min(sigma, 0.5)
+
+
+class ReferencePbt:
+    """PBT-lite as documented (kernels/pbt.py), on the unit cube, drawing from the same xoshiro256** stream: round 0
+    puts member 0 at the start and the others uniform in the cube; each round every member is measured once; a score
+    is the value on first measurement, then ``score_decay`` * score + (1 - ``score_decay``) * value; members rank by
+    score (ties in member order, never measured last); theta is the best; the worst ``mu`` (at most half of those
+    measured) in turn copy a donor drawn uniformly from the best ``mu``, point and score, then move by a uniform step
+    in [-explore, explore] per coordinate, clipped into the cube."""
+
+    def __init__(self, config):
+        self.space = ReferenceSpsa(config)  # for the user-unit mapping and the start
+        p = config.pbt
+        self.n, self.mu = p.pool, max(1, round(p.replace * p.pool))
+        self.explore, self.keep = p.explore, p.score_decay
+        self.sense = 1.0 if config.direction == "minimize" else -1.0
+        self.rng = Xoshiro256ss.from_seed(config.seed)
+        self.theta = self.space.theta.copy()
+        self.points, self.scores = None, np.full(self.n, np.nan)
+
+    def uniform(self):
+        return (self.rng.next() >> 11) * (1.0 / 9007199254740992.0)
+
+    def round(self):
+        """The proposals of the next round, in user units."""
+        if self.points is None:
+            self.points = np.array([self.theta.copy() if j == 0 else [self.uniform() for _ in self.theta]
+                                    for j in range(self.n)])
+        return [self.space.user(u) for u in self.points]
+
+    def update(self, values):
+        for j, v in enumerate(values):
+            y = self.sense * v
+            self.scores[j] = y if math.isnan(self.scores[j]) else self.keep * self.scores[j] + (1 - self.keep) * y
+        measured = [j for j in range(self.n) if not math.isnan(self.scores[j])]
+        order = sorted(measured, key=lambda j: self.scores[j])  # sorted is stable: ties stay in member order
+        if not order:
+            return
+        self.theta = self.points[order[0]].copy()
+        mu = min(self.mu, len(order) // 2)
+        for r in range(mu):
+            loser = order[len(order) - 1 - r]
+            donor = order[min(int(self.uniform() * mu), mu - 1)]
+            step = np.array([self.explore * (2 * self.uniform() - 1) for _ in self.theta])
+            self.points[loser] = np.clip(self.points[donor] + step, 0, 1)
+            self.scores[loser] = self.scores[donor]
+
+    def recommend(self):
+        return self.space.user(self.theta)

@@ -1,8 +1,12 @@
+import math
+
 import numpy as np
+import pytest
 
 import arqon
 from arqon.kernels.state import THETA, header, matrix, vector
 from tests.conftest import space, sphere
+from tests.reference import ReferencePbt
 
 
 def test_the_worst_copy_a_top_member_within_the_explore_step():
@@ -35,3 +39,23 @@ def test_pool_finds_a_good_region_and_is_deterministic():
         runs.append((t.best.value, t.recommend()))
     assert runs[0] == runs[1]
     assert runs[0][0] < 0.05
+
+
+@pytest.mark.parametrize("extra", [
+    {"seed": 5},
+    {"seed": 6, "direction": "maximize", "pbt": {"pool": 6, "replace": 0.5, "explore": 0.3, "score_decay": 0.0}},
+    {"seed": 7, "pbt": {"pool": 9, "replace": 0.4, "explore": 0.05, "score_decay": 0.9}}])
+def test_rounds_match_the_reference(extra):
+    """Every proposal and every recommendation over 40 rounds, against the plain version written from the docstring,
+    on a bumpy objective (so ranks change) with the values told one at a time."""
+    cfg = arqon.load_config(space(3, strategy="pbt", **extra))
+    t, ref = arqon.Tuner(cfg), ReferencePbt(cfg)
+    for _ in range(40):
+        values = []
+        for want in ref.round():
+            x = t.ask().copy()
+            np.testing.assert_allclose(x, want, rtol=1e-12, atol=1e-12)
+            values.append(sphere(x, 1.0) + 0.5 * math.sin(5 * float(x[0])))
+            t.tell(values[-1])
+        ref.update(values)
+        np.testing.assert_allclose(list(t.recommend().values()), ref.recommend(), rtol=1e-12, atol=1e-12)
