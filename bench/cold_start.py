@@ -35,6 +35,10 @@ PROGRAMS = {  # name: the code of its first use (after `import arqon`)
     "Telemetry.emit": """
         tel = arqon.Telemetry({"metrics": [{"name": "m"}]})
         tel.emit("m", 1.0)""",
+    "Selector.step": """
+        sel = arqon.Selector({"arms": ["a", "b", "c"], "policy": "thompson"})
+        sel.select()
+        sel.step(1.0)""",
     "arqon warmup": """
         from arqon.cli import main
         main(["warmup"])""",

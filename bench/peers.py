@@ -268,6 +268,7 @@ def main():
              "reported as the result. Overhead is the median wall time of ask + tell per evaluation (the objective "
              "excluded), on the 10-D sphere.", ""]
     overhead = {}
+    worst = {}  # (problem, arqon strategy) -> (true value at the start, worst seed's true value of its recommendation)
     for title, f, d, lo, hi, budget, noise, target in problems:
         lines += [f"## {title}", "", "| optimizer | result | per seed |", "|---|---|---|"]
         jobs = [(n, s) for n in names for s in seeds]
@@ -279,6 +280,8 @@ def main():
             rs = results[name]
             crashes = [r for r in rs if isinstance(r, str)]
             ok = [r for r in rs if not isinstance(r, str)]
+            if name.startswith("arqon") and ok:
+                worst[title.split(",")[0], name] = (f(np.zeros(d)), max(r[2] for r in ok))
             if not ok:
                 lines.append(f"| {name} | {crashes[0]} | |")
                 continue
@@ -315,6 +318,13 @@ def main():
             cells += ([f"{np.median([r[0] for r in ok]):.4f}", f"{np.median([r[1] for r in ok]):.4f}"] if ok
                       else [rs[0], ""])
         lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines.append("")
+    lines += ["## arqon's worst seed against its start", "",
+              "True value of the recommendation at the end, worst seed, beside the true value at the start (the "
+              "centre of the box, where every arqon strategy starts). No strategy may end worse than it started.", "",
+              "| problem | optimizer | start | worst seed's end | end / start |", "|---|---|---|---|---|"]
+    lines += [f"| {problem} | {name} | {start:.4g} | {end:.4g} | {end / start:.3g} |"
+              for (problem, name), (start, end) in worst.items()]
     lines.append("")
     lines += ["## Overhead per ask + tell (10-D sphere, median over seeds)", "", "| optimizer | us per evaluation |",
               "|---|---|"]
